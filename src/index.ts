@@ -1,0 +1,12 @@
+/**
+ * wasm-ioloop: a Tornado-style IOLoop for TypeScript. The timer heap and the
+ * event-dispatch core are WebAssembly; a native shim gives them epoll; this
+ * package's TypeScript runs your handlers, callbacks and timers.
+ *
+ * @packageDocumentation
+ */
+export { NONE, READ, WRITE, ERROR } from './constants';
+export { IOLoop, type FdLike, type Handler, type IOLoopOptions, type LoopStats, type Duration, type Timeout, type Logger } from './ioloop';
+export { PeriodicCallback } from './periodic';
+export { SysError, TimeoutError } from './errors';
+export { sys } from './sys';
