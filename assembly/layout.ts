@@ -39,3 +39,9 @@ export const TIMER_SLOTS: i32 = 1 << TIMER_SLOT_BITS;
 
 /** The longest the loop waits in one poll, in seconds (Tornado's _POLL_TIMEOUT). */
 export const MAX_POLL_TIMEOUT: f64 = 3600.0;
+
+/** Ready records the core's buffer holds: `poll` asks the poller for at most this
+ * many per call. 1024 is one `epoll_wait` batch, as libuv and Tornado take; since
+ * readiness is level-triggered, whatever does not fit is reported again by the
+ * next iteration's poll, so a larger buffer only delays timers and callbacks. */
+export const READY_CAPACITY: i32 = 1024;

@@ -1,0 +1,21 @@
+// The core's exports: the constants of layout.ts (as WebAssembly globals), and the
+// functions of each part. `memory` is exported by the compiler. Every export takes
+// and returns i32 or f64 only, since an i64 costs a BigInt on each JS call.
+
+export {
+  EV_NONE, EV_READ, EV_WRITE, EV_ERROR,
+  EVENT_SIZE, EVENT_TOKEN_OFFSET, EVENT_EVENTS_OFFSET,
+  HANDLER_SLOT_BITS, WAKER_TOKEN,
+  CTL_ADD, CTL_DEL, CTL_MOD,
+  TIMER_SLOT_BITS, TIMER_SLOTS,
+  MAX_POLL_TIMEOUT, READY_CAPACITY,
+} from "./layout";
+
+export { loop_init, loop_fd, loop_close, iteration_begin, poll_timeout,
+  stat_iterations, stat_timers_fired, stat_events } from "./loop";
+export { timer_start, timer_stop, timer_count, timer_next_deadline,
+  timers_collect, timer_next_due } from "./timers";
+export { handler_add, handler_update, handler_remove, handler_slot, handler_count,
+  waker_add } from "./handlers";
+export { poll, event_next } from "./ready";
+export { memory_limit } from "./memory";

@@ -1,0 +1,87 @@
+// One iteration's bookkeeping, the poller's lifecycle, and the loop's counters.
+//
+// One iteration, as the runtime drives it (API.md, "Semantics"):
+//   1. iteration_begin(now): count the iteration and collect the timers due at its
+//      start into the due list (timers.ts).
+//   2. The runtime runs the callbacks queued before the iteration, then takes the
+//      due timers with timer_next_due() and runs each. Timers and callbacks added
+//      meanwhile wait for a later iteration.
+//   3. poll_timeout(now, callbacks pending) tells how long the poller may block;
+//      poll(ms) fills the ready buffer; event_next() hands out the ready slots,
+//      and the runtime calls their handlers.
+// The core never calls user code; each step crosses the boundary once or in a
+// tight loop of i32/f64 calls.
+
+import { MAX_POLL_TIMEOUT } from "./layout";
+import { epoll_create, fd_close, epollFd, setEpollFd } from "./poller";
+import { timers_collect, timersDuePending, timersFired } from "./timers";
+import { heapMinDeadline } from "./heap";
+import { eventsDelivered, readyClear } from "./ready";
+
+let iterations: f64 = 0;
+
+/** Creates the poller (epoll_create) and keeps its fd. Returns 0 or its -errno.
+ * While the poller is open, calling it again does nothing and returns 0. */
+export function loop_init(): i32 {
+  if (epollFd >= 0) return 0;
+  let fd = epoll_create();
+  if (fd < 0) return fd;
+  setEpollFd(fd);
+  return 0;
+}
+
+/** The poller's fd, or -1 (before loop_init, after loop_close). */
+export function loop_fd(): i32 {
+  return epollFd;
+}
+
+/** Closes the poller's fd, once: later calls do nothing and return 0. Returns 0 or
+ * the -errno of fd_close; the fd is forgotten either way, as close(2) releases an
+ * fd even when it reports an error. Unread ready records are dropped. */
+export function loop_close(): i32 {
+  if (epollFd < 0) return 0;
+  let fd = epollFd;
+  setEpollFd(-1);
+  readyClear();
+  let result = fd_close(fd);
+  return result < 0 ? result : 0;
+}
+
+/** Starts an iteration: counts it and collects the timers due at `now` (as
+ * timers_collect). Returns how many were collected. */
+export function iteration_begin(now: f64): i32 {
+  iterations += 1;
+  return timers_collect(now);
+}
+
+/**
+ * How long the poller may block, in seconds: 0 if callbacks are pending or
+ * collected timers are still waiting to be taken; otherwise the time until the
+ * earliest deadline, clamped to [0, MAX_POLL_TIMEOUT]; MAX_POLL_TIMEOUT with no
+ * timers. Never negative and never NaN, whatever `now` is.
+ */
+export function poll_timeout(now: f64, callbacks_pending: i32): f64 {
+  if (callbacks_pending != 0 || timersDuePending() != 0) return 0;
+  let next = heapMinDeadline();
+  // No timers, or only ones that never fire.
+  if (next == Infinity) return MAX_POLL_TIMEOUT;
+  let wait = next - now;
+  // False for a past deadline and for NaN (a NaN clock, or -Infinity - -Infinity).
+  if (!(wait > 0)) return 0;
+  return wait < MAX_POLL_TIMEOUT ? wait : MAX_POLL_TIMEOUT;
+}
+
+/** Iterations begun. */
+export function stat_iterations(): f64 {
+  return iterations;
+}
+
+/** Timers taken by timer_next_due. */
+export function stat_timers_fired(): f64 {
+  return timersFired;
+}
+
+/** Events returned by event_next, waker records excluded. */
+export function stat_events(): f64 {
+  return eventsDelivered;
+}
