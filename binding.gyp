@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "wasm_ioloop",
+      "sources": [
+        "bindings/addon.c",
+        "bindings/guest.c",
+        "bindings/owned.c",
+        "bindings/poller.c",
+        "bindings/sys.c"
+      ],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags!": ["-O3", "-Wno-unused-parameter"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "cflags_c": ["-std=c11"],
+      "libraries": ["-lpthread"],
+      "xcode_settings": {
+        "OTHER_CFLAGS": ["-O2", "-Wall", "-Wextra", "-std=c11"]
+      }
+    }
+  ]
+}
