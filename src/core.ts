@@ -1,5 +1,5 @@
 // The runtime's typed doorway to the WebAssembly core (assembly/, built to
-// build/core.wasm by `npm run build:wasm`).
+// wasm/core.wasm by `npm run build:wasm`).
 //
 // The core keeps the timer heap, the handler table and the ready queue in its own
 // linear memory and calls nothing but the four `ioloop` imports below. Every
@@ -188,7 +188,7 @@ const LAYOUT_NAMES = [
 const UNSIGNED: ReadonlySet<string> = new Set(['WAKER_TOKEN']);
 
 /** Where the core is built; right both from src/ (tests, tsx) and from dist/. */
-const WASM_PATH = path.join(__dirname, '..', 'build', 'core.wasm');
+const WASM_PATH = path.join(__dirname, '..', 'wasm', 'core.wasm');
 
 let compiled: WebAssembly.Module | null = null;
 
