@@ -1,0 +1,91 @@
+/**
+ * What every TypeScript benchmark program shares: its arguments, the measured
+ * span, the result line, and failing loudly.
+ *
+ * A program runs one configuration when given `<config> [n]` and every
+ * configuration in turn when given none; the harness always names one, so that
+ * each process's peak RSS belongs to one configuration. It prints one JSON line
+ * per configuration on stdout and nothing else there.
+ */
+
+/** One configuration to run: its name and its size. */
+export interface Job {
+  config: string;
+  n: number;
+}
+
+/** Reads `<config> [n]` from argv (or BENCH_N); without a config, every configuration at full size. */
+export function jobs(configs: readonly string[], fullN: number): Job[] {
+  const [config, nArg] = process.argv.slice(2);
+  const n = Number(nArg ?? process.env.BENCH_N ?? fullN);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`size must be a positive integer, got '${nArg}'`);
+  if (config === undefined) return configs.map((c) => ({ config: c, n }));
+  if (!configs.includes(config)) throw new Error(`unknown configuration '${config}' (have: ${configs.join(', ')})`);
+  return [{ config, n }];
+}
+
+/** Wall and CPU (user + sys of the whole process) time between start() and stop(). */
+export class Span {
+  private wall0 = 0;
+  private cpu0: NodeJS.CpuUsage = { user: 0, system: 0 };
+  wallMs = NaN;
+  cpuMs = NaN;
+  /** Wall-clock bounds in epoch milliseconds, for matching against a syscall trace. */
+  epochStartMs = NaN;
+  epochEndMs = NaN;
+
+  start(): void {
+    this.epochStartMs = Date.now();
+    this.cpu0 = process.cpuUsage();
+    this.wall0 = performance.now();
+  }
+
+  stop(): void {
+    this.wallMs = performance.now() - this.wall0;
+    const cpu = process.cpuUsage(this.cpu0);
+    this.cpuMs = (cpu.user + cpu.system) / 1000;
+    this.epochEndMs = Date.now();
+  }
+}
+
+/** The fields every result line carries; scenarios add their own. */
+export interface Row {
+  scenario: string;
+  peer: string;
+  config: string;
+  n: number;
+  wallMs: number;
+  cpuMs: number;
+  /** CPU nanoseconds per operation (what an operation is, the scenario says). */
+  nsPerOp: number;
+  [field: string]: unknown;
+}
+
+/** Prints the result line, adding the process's peak RSS so far. */
+export function emit(row: Row): void {
+  const rssPeakMb = process.resourceUsage().maxRSS / 1024;
+  const rounded: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries({ ...row, rssPeakMb })) {
+    rounded[k] = typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : v;
+  }
+  process.stdout.write(JSON.stringify(rounded) + '\n');
+}
+
+/** Exit status of a program whose self-check failed (a crash exits 1). */
+export const CHECK_FAILED = 2;
+
+/** Ends the program at once: its result is wrong, so it prints no row. */
+export function fail(what: string, message: string): never {
+  process.stderr.write(`CHECK FAILED ${what}: ${message}\n`);
+  process.exit(CHECK_FAILED);
+}
+
+/** Runs an async main and turns an exception into exit status 1. */
+export function main(body: () => Promise<void> | void): void {
+  Promise.resolve()
+    .then(body)
+    .catch((err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    });
+}

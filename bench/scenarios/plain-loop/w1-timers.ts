@@ -1,0 +1,47 @@
+/**
+ * W1 / W1e on the plain TypeScript loop (bench/peers/plain-loop.ts): n
+ * one-shot callLater timers, delays uniform over 0..1000 ms ("random", W1) or
+ * all 50 ms ("equal", W1e), scheduled from one callback, run until all have
+ * fired. nsPerOp: CPU ns per timer. Checked: every timer once, in deadline
+ * order, equal deadlines in insertion order.
+ */
+import { checkTimerRun, SAMPLE_EVERY } from '../../lib/checks';
+import { emit, fail, jobs, main, Span } from '../../lib/measure';
+import { delaysMs } from '../../lib/prng';
+import { PlainLoop } from '../../peers/plain-loop';
+
+function run(config: string, n: number): void {
+  const delays = delaysMs(n, config);
+  const seconds = Float64Array.from(delays, (d) => d / 1000);
+  const clock = new Float64Array(Math.ceil(n / SAMPLE_EVERY) + 1);
+  const fired = new Int32Array(n);
+  let count = 0;
+  const span = new Span();
+  const loop = new PlainLoop();
+  const onFire = (i: number): void => {
+    fired[count++] = i;
+    if (count === n) {
+      span.stop();
+      loop.stop();
+    }
+  };
+  loop.addCallback(() => {
+    span.start();
+    for (let i = 0; i < n; i++) {
+      if (i % SAMPLE_EVERY === 0) clock[i / SAMPLE_EVERY] = loop.time();
+      loop.callLater(seconds[i], onFire, i);
+    }
+    clock[clock.length - 1] = loop.time();
+  });
+  loop.start();
+  const fault = checkTimerRun(fired, count, delays, clock);
+  if (fault !== null) fail(`W1 ${config} plain-loop`, fault);
+  emit({
+    scenario: config === 'equal' ? 'W1e' : 'W1', peer: 'plain-loop', config, n,
+    wallMs: span.wallMs, cpuMs: span.cpuMs, nsPerOp: (span.cpuMs * 1e6) / n,
+  });
+}
+
+main(() => {
+  for (const { config, n } of jobs(['random', 'equal'], 1_000_000)) run(config, n);
+});
