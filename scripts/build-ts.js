@@ -18,7 +18,6 @@ const mjs = [
   '// ES module entry: the CommonJS build, re-exported by name (one copy of the state).',
   "import cjs from './index.js';",
   `export const { ${names.join(', ')} } = cjs;`,
-  'export default cjs;',
   '',
 ].join('\n');
 fs.writeFileSync(path.join(dist, 'index.mjs'), mjs);
