@@ -17,6 +17,16 @@ function fdCount(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }
 
+/** Waits for the descriptors jest itself opens at startup to settle, so that the per-test comparison sees only ours. */
+async function settleFds(): Promise<void> {
+  for (let i = 0, last = -1; i < 40; i++) {
+    const now = fdCount();
+    if (now === last) return;
+    last = now;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 function runChild(body: string, args: string[] = []): { status: number | null; signal: string | null; stdout: string; stderr: string; ms: number } {
   const script = `const native = require(${JSON.stringify(ADDON)});\n${body}`;
   const start = Date.now();
@@ -76,6 +86,7 @@ suite('native guest driver', () => {
     fixtures.push(f);
     return f;
   }
+  beforeAll(settleFds);
   beforeEach(() => {
     fdsBefore = fdCount();
     fixtures = [];

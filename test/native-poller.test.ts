@@ -14,6 +14,16 @@ function fdCount(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }
 
+/** Waits for the descriptors jest itself opens at startup to settle, so that the per-test comparison sees only ours. */
+async function settleFds(): Promise<void> {
+  for (let i = 0, last = -1; i < 40; i++) {
+    const now = fdCount();
+    if (now === last) return;
+    last = now;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 /** Records fds for afterEach to close. */
 let toClose: number[] = [];
 function track<T extends number | number[]>(fds: T): T {
@@ -69,6 +79,7 @@ suite('native poller', () => {
     : native.layout;
   let fdsBefore = 0;
 
+  beforeAll(settleFds);
   beforeEach(() => {
     toClose = [];
     fdsBefore = fdCount();

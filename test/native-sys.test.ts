@@ -17,6 +17,16 @@ function fdCount(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }
 
+/** Waits for the descriptors jest itself opens at startup to settle, so that the per-test comparison sees only ours. */
+async function settleFds(): Promise<void> {
+  for (let i = 0, last = -1; i < 40; i++) {
+    const now = fdCount();
+    if (now === last) return;
+    last = now;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 let toClose: number[] = [];
 function track(fd: number): number {
   expect(fd).toBeGreaterThanOrEqual(0);
@@ -57,6 +67,7 @@ function runChild(body: string): { status: number | null; signal: NodeJS.Signals
 
 suite('native sys calls', () => {
   let fdsBefore = 0;
+  beforeAll(settleFds);
   beforeEach(() => {
     toClose = [];
     fdsBefore = fdCount();
