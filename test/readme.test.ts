@@ -1,0 +1,31 @@
+// The README's example runs exactly as written with tsx, importing the package by name.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+
+const root = path.join(__dirname, '..');
+
+test("the README's example runs as written", async () => {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const example = /## Example\s+```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  expect(example).toContain("from 'wasm-ioloop'");
+  const file = path.join(root, 'examples', `.readme-example-${process.pid}.ts`);
+  fs.writeFileSync(file, example!);
+  try {
+    const { stdout } = await promisify(execFile)(path.join(root, 'node_modules', '.bin', 'tsx'), [file], { cwd: root });
+    expect(stdout).toMatch(/^fd \d+ ready \(events 1\): hello from a timer\n$/);
+  } finally {
+    fs.rmSync(file);
+  }
+});
+
+test('npm start runs the echo demo to a clean exit', async () => {
+  const { stdout } = await promisify(execFile)(path.join(root, 'node_modules', '.bin', 'tsx'), [path.join(root, 'examples', 'echo.ts')], {
+    cwd: root,
+    env: { ...process.env, ECHO_SECONDS: '0.5' },
+  });
+  expect(stdout).toMatch(/mismatches: 0/);
+  const trips = Number(/round trips: (\d+)/.exec(stdout)?.[1]);
+  expect(trips).toBeGreaterThan(0);
+});
