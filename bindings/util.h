@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Fetch exactly `n` arguments (missing ones are undefined) and the function's
@@ -59,7 +60,16 @@ static inline void ioloop_describe(napi_env env, napi_value v, char *out,
     case napi_number: {
       double d = 0;
       napi_get_value_double(env, v, &d);
-      snprintf(out, size, "%.17g", d);
+      if (d != d) {
+        snprintf(out, size, "NaN");
+      } else if (d > 1.7976931348623157e308 || d < -1.7976931348623157e308) {
+        snprintf(out, size, d > 0 ? "Infinity" : "-Infinity");
+      } else {
+        /* The shortest of the usual precisions that reads back exactly, so
+         * 0.1 prints as JavaScript prints it. */
+        snprintf(out, size, "%.15g", d);
+        if (strtod(out, NULL) != d) snprintf(out, size, "%.17g", d);
+      }
       return;
     }
     case napi_undefined: snprintf(out, size, "undefined"); return;
