@@ -89,3 +89,16 @@ export function main(body: () => Promise<void> | void): void {
       process.exit(1);
     });
 }
+
+/**
+ * How long an idle-CPU measurement waits before it starts. Right after start-up
+ * a process run through tsx spends ~35 ms of CPU over the next second (the
+ * module loader's hooks thread and V8's background compiling), which would
+ * otherwise be charged to the loop being measured.
+ */
+export const SETTLE_MS = 1000;
+
+/** Resolves after SETTLE_MS. */
+export function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+}

@@ -4,9 +4,10 @@
  * window and its wall-clock bounds, which the harness matches against a
  * syscall trace to count poll calls. The size argument is the window in ms.
  */
-import { emit, fail, jobs, main, Span } from '../../lib/measure';
+import { emit, fail, jobs, main, settle, Span } from '../../lib/measure';
 
 async function run(config: string, windowMs: number): Promise<void> {
+  await settle();
   const what = 'W5 node-settimeout';
   const span = new Span();
   let firedAt = -1;

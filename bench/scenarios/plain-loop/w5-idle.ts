@@ -5,10 +5,11 @@
  * of poll syscalls says nothing about it; its CPU ms still does. The size
  * argument is the window in ms.
  */
-import { emit, fail, jobs, main, Span } from '../../lib/measure';
+import { emit, fail, jobs, main, settle, Span } from '../../lib/measure';
 import { PlainLoop } from '../../peers/plain-loop';
 
-function run(config: string, windowMs: number): void {
+async function run(config: string, windowMs: number): Promise<void> {
+  await settle();
   const what = 'W5 plain-loop';
   const loop = new PlainLoop();
   const span = new Span();
@@ -35,6 +36,6 @@ function run(config: string, windowMs: number): void {
   });
 }
 
-main(() => {
-  for (const { config, n } of jobs(['idle'], 3000)) run(config, n);
+main(async () => {
+  for (const { config, n } of jobs(['idle'], 3000)) await run(config, n);
 });

@@ -6,9 +6,10 @@
  * milliseconds as the size argument.
  */
 import { IOLoop } from '../../../src/index';
-import { emit, fail, jobs, main, Span } from '../../lib/measure';
+import { emit, fail, jobs, main, settle, Span } from '../../lib/measure';
 
 async function run(config: string, windowMs: number): Promise<void> {
+  await settle();
   const what = 'W5 wasm-ioloop';
   const loop = new IOLoop();
   const span = new Span();
