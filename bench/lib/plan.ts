@@ -1,0 +1,176 @@
+/**
+ * What the harness runs: the scenarios, the peers, and the targets of issue 3.
+ * Each scenario configuration names the program it runs in each language; a
+ * peer runs it, or says why it does not (not installed, not yet, n/a).
+ */
+
+export interface Scenario {
+  /** Scenario id as the issue names it: W1, W1e, W2, ... */
+  id: string;
+  config: string;
+  title: string;
+  /** Program base names: bench/scenarios/<peer>/<ts>.ts, bench/scenarios/tornado/<py>.py, `cloop <c>`. */
+  ts: string;
+  py: string;
+  c: string;
+  /** Size at full scale (n, or the window in ms for W5); quick mode runs a tenth. */
+  fullN: number;
+  /** Unit of the per-operation figure. */
+  unit: string;
+  /** Set when no peer can run it yet. */
+  notYet?: string;
+}
+
+export const SCENARIOS: Scenario[] = [
+  { id: 'W1', config: 'random', title: 'timers, random delays', ts: 'w1-timers', py: 'w1_timers', c: 'w1', fullN: 1_000_000, unit: 'ns/timer' },
+  { id: 'W1e', config: 'equal', title: 'timers, equal delays', ts: 'w1-timers', py: 'w1_timers', c: 'w1', fullN: 1_000_000, unit: 'ns/timer' },
+  { id: 'W2', config: 'churn', title: 'cancel churn', ts: 'w2-cancel', py: 'w2_cancel', c: 'w2', fullN: 1_000_000, unit: 'ns/timer' },
+  { id: 'W3', config: 'chain', title: 'callbacks, chain', ts: 'w3-callbacks', py: 'w3_callbacks', c: 'w3', fullN: 1_000_000, unit: 'ns/callback' },
+  { id: 'W3', config: 'batch', title: 'callbacks, batch', ts: 'w3-callbacks', py: 'w3_callbacks', c: 'w3', fullN: 1_000_000, unit: 'ns/callback' },
+  { id: 'W4', config: '1pair', title: 'ping-pong, 1 pair', ts: 'w4-pingpong', py: 'w4_pingpong', c: 'w4', fullN: 200_000, unit: 'rt/s' },
+  { id: 'W4', config: '100pairs', title: 'ping-pong, 100 pairs', ts: 'w4-pingpong', py: 'w4_pingpong', c: 'w4', fullN: 200_000, unit: 'rt/s' },
+  { id: 'W5', config: 'idle', title: 'idle, 1 timer', ts: 'w5-idle', py: 'w5_idle', c: 'w5', fullN: 3000, unit: 'ms CPU' },
+  {
+    id: 'W6', config: 'wake', title: 'wake latency', ts: '', py: '', c: '', fullN: 10_000, unit: 'µs',
+    notYet: 'needs createChannel/openChannel, which come with a later issue',
+  },
+];
+
+export const scenarioKey = (s: { id: string; config: string }): string => `${s.id} ${s.config}`;
+
+export type PeerKind = 'ts' | 'py' | 'c' | 'none';
+
+export interface Peer {
+  name: string;
+  label: string;
+  kind: PeerKind;
+  /** Scenario ids this peer does not run, with the reason. */
+  skips?: Record<string, string>;
+  /** Scenario ids this peer is listed for, when not all. */
+  only?: string[];
+  /** Why the peer never runs yet. */
+  notYet?: string;
+}
+
+/** The baseline of every ratio. */
+export const BASELINE = 'node';
+
+export const PEERS: Peer[] = [
+  { name: 'wasm-ioloop', label: 'wasm-ioloop (guest)', kind: 'ts' },
+  {
+    name: 'wasm-ioloop-blocking', label: 'wasm-ioloop (blocking)', kind: 'none', only: ['W4'],
+    notYet: 'the blocking driver in a worker thread',
+  },
+  { name: 'node', label: 'Node built-ins', kind: 'ts' },
+  {
+    name: 'plain-loop', label: 'plain TS loop', kind: 'ts',
+    skips: { W4: 'n/a: no poller without native code' },
+  },
+  { name: 'tornado', label: 'Tornado (Python)', kind: 'py' },
+  { name: 'cloop', label: 'C loop (epoll)', kind: 'c' },
+];
+
+/** The figures a program reports, as the harness keeps their medians. */
+export interface Figures {
+  wallMs: number;
+  cpuMs: number;
+  nsPerOp: number;
+  rssPeakMb: number;
+  roundTripsPerSec?: number;
+  pollSyscalls?: number;
+}
+
+export type Status = 'ok' | 'failed' | 'not installed' | 'not yet' | 'n/a';
+
+export interface Cell {
+  scenario: string;
+  config: string;
+  peer: string;
+  status: Status;
+  note?: string;
+  /** The result line of each repetition. */
+  samples: Array<Record<string, unknown>>;
+  median?: Figures;
+}
+
+/**
+ * The figure each scenario compares, as a cost (lower is better), so that one
+ * ratio to the baseline reads the same way everywhere: CPU time for timers,
+ * callbacks and idling, wall time per round trip for ping-pong.
+ */
+export function cost(scenario: string, f: Figures): number {
+  if (scenario === 'W4') return f.roundTripsPerSec ? 1 / f.roundTripsPerSec : NaN;
+  return f.cpuMs;
+}
+
+export interface Target {
+  text: string;
+  /** Measured value shown (a ratio or an absolute figure), or why there is none. */
+  measure(get: (scenario: string, config: string, peer: string) => Figures | undefined): { value: number; shown: string } | string;
+  met(value: number): boolean;
+}
+
+const times = (v: number): string => `${v.toPrecision(2)}×`;
+
+function ratio(
+  scenario: string,
+  config: string,
+  peer: string,
+  vs: string,
+  field: (f: Figures) => number | undefined,
+): Target['measure'] {
+  return (get) => {
+    const a = get(scenario, config, peer);
+    const b = get(scenario, config, vs);
+    if (a === undefined) return `no ${peer} result`;
+    if (b === undefined) return `no ${vs} result`;
+    const fa = field(a);
+    const fb = field(b);
+    if (fa === undefined || fb === undefined || !(fb > 0)) return 'no figure';
+    const value = fa / fb;
+    return { value, shown: times(value) };
+  };
+}
+
+const cpu = (f: Figures): number => f.cpuMs;
+
+export const TARGETS: Target[] = [
+  { text: 'W1 random, CPU ≤ 0.5× Node setTimeout', measure: ratio('W1', 'random', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.5 },
+  { text: 'W1 random, CPU ≤ 1.3× the C loop', measure: ratio('W1', 'random', 'wasm-ioloop', 'cloop', cpu), met: (v) => v <= 1.3 },
+  { text: 'W1 equal, CPU ≤ 1.0× Node setTimeout', measure: ratio('W1e', 'equal', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 1.0 },
+  { text: 'W2, ns per pair ≤ 0.3× Node', measure: ratio('W2', 'churn', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.3 },
+  { text: 'W2, peak RSS ≤ Node', measure: ratio('W2', 'churn', 'wasm-ioloop', 'node', (f) => f.rssPeakMb), met: (v) => v <= 1.0 },
+  { text: 'W3 chain ≤ 0.1× setImmediate', measure: ratio('W3', 'chain', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.1 },
+  { text: 'W3 batch ≤ 0.1× setImmediate', measure: ratio('W3', 'batch', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.1 },
+  {
+    text: 'W4 1 pair, guest driver ≥ 1.5× Node net round trips/s',
+    measure: ratio('W4', '1pair', 'wasm-ioloop', 'node', (f) => f.roundTripsPerSec), met: (v) => v >= 1.5,
+  },
+  {
+    text: 'W4 100 pairs, guest driver ≥ 1.5× Node net round trips/s',
+    measure: ratio('W4', '100pairs', 'wasm-ioloop', 'node', (f) => f.roundTripsPerSec), met: (v) => v >= 1.5,
+  },
+  {
+    text: 'W4, blocking driver ≥ 0.6× the C loop',
+    measure: () => 'not yet (blocking driver)', met: () => false,
+  },
+  {
+    text: 'W5, ≤ 10 poll syscalls in 3 s',
+    measure: (get) => {
+      const f = get('W5', 'idle', 'wasm-ioloop');
+      if (f === undefined) return 'no wasm-ioloop result';
+      if (f.pollSyscalls === undefined) return 'n/a (no strace)';
+      return { value: f.pollSyscalls, shown: String(f.pollSyscalls) };
+    },
+    met: (v) => v <= 10,
+  },
+  {
+    text: 'W5, ≤ 20 ms CPU in 3 s',
+    measure: (get) => {
+      const f = get('W5', 'idle', 'wasm-ioloop');
+      return f === undefined ? 'no wasm-ioloop result' : { value: f.cpuMs, shown: `${f.cpuMs.toFixed(1)} ms` };
+    },
+    met: (v) => v <= 20,
+  },
+  { text: 'W6, wake latency p50 ≤ 20 µs', measure: () => 'not yet (channel API)', met: () => false },
+];

@@ -1,0 +1,203 @@
+/**
+ * The harness's outputs: the results table (Markdown, so that it pastes into
+ * the README as it is), the targets table, and the SVG chart.
+ */
+import { BASELINE, Cell, cost, Figures, PEERS, SCENARIOS, scenarioKey, Target } from './plan';
+
+/** Three significant figures, thousands grouped. */
+export function fmt(v: number | undefined): string {
+  if (v === undefined || !Number.isFinite(v)) return '–';
+  if (Math.abs(v) >= 100) return Math.round(v).toLocaleString('en-US');
+  return Number(v.toPrecision(3)).toString();
+}
+
+const peerLabel = (name: string): string => PEERS.find((p) => p.name === name)?.label ?? name;
+
+/** The per-operation figure of a cell, with its unit. */
+function perOp(scenario: string, unit: string, f: Figures): string {
+  if (scenario === 'W4') return `${fmt(f.roundTripsPerSec)} rt/s`;
+  if (scenario === 'W5') return f.pollSyscalls === undefined ? 'polls n/a' : `${f.pollSyscalls} polls`;
+  return `${fmt(f.nsPerOp)} ${unit}`;
+}
+
+export type Lookup = (scenario: string, config: string, peer: string) => Figures | undefined;
+
+export function lookup(cells: Cell[]): Lookup {
+  return (scenario, config, peer) =>
+    cells.find((c) => c.scenario === scenario && c.config === config && c.peer === peer && c.status === 'ok')?.median;
+}
+
+/** One row per scenario configuration and peer. */
+export function resultsTable(cells: Cell[]): string {
+  const get = lookup(cells);
+  const lines = [
+    `| scenario | peer | wall ms | CPU ms | per op | peak RSS MB | cost vs Node |`,
+    `|---|---|--:|--:|--:|--:|--:|`,
+  ];
+  for (const s of SCENARIOS) {
+    for (const c of cells.filter((x) => x.scenario === s.id && x.config === s.config)) {
+      const name = `${s.id} ${s.title}`;
+      if (c.status !== 'ok' || c.median === undefined) {
+        const why = c.note ? `${c.status}: ${c.note}` : c.status;
+        lines.push(`| ${name} | ${peerLabel(c.peer)} | ${why} | | | | |`);
+        continue;
+      }
+      const f = c.median;
+      const base = get(s.id, s.config, BASELINE);
+      const r = base ? cost(s.id, f) / cost(s.id, base) : NaN;
+      lines.push(
+        `| ${name} | ${peerLabel(c.peer)} | ${fmt(f.wallMs)} | ${fmt(f.cpuMs)} | ${perOp(s.id, s.unit, f)} | ` +
+          `${fmt(f.rssPeakMb)} | ${Number.isFinite(r) ? `${fmt(r)}×` : '–'} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+export interface TargetResult {
+  target: string;
+  measured: string;
+  value?: number;
+  met: boolean | null;
+}
+
+export function evaluateTargets(targets: Target[], cells: Cell[]): TargetResult[] {
+  const get = lookup(cells);
+  return targets.map((t) => {
+    const m = t.measure(get);
+    if (typeof m === 'string') return { target: t.text, measured: m, met: null };
+    return { target: t.text, measured: m.shown, value: m.value, met: t.met(m.value) };
+  });
+}
+
+export function targetsTable(results: TargetResult[]): string {
+  const lines = ['| target | measured | met |', '|---|--:|:-:|'];
+  for (const r of results) lines.push(`| ${r.target} | ${r.measured} | ${r.met === null ? '–' : r.met ? 'yes' : 'no'} |`);
+  return lines.join('\n');
+}
+
+// ---- the chart ----
+
+const COLORS: Record<string, string> = {
+  'wasm-ioloop': '#6d28d9',
+  'wasm-ioloop-blocking': '#a78bfa',
+  node: '#15803d',
+  'plain-loop': '#d97706',
+  tornado: '#2563eb',
+  cloop: '#525252',
+};
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+interface Bar {
+  peer: string;
+  ratio?: number;
+  label: string;
+}
+
+interface Group {
+  title: string;
+  bars: Bar[];
+}
+
+/** The chart's groups: one per scenario configuration, plus W2's peak RSS. */
+function chartGroups(cells: Cell[]): Group[] {
+  const get = lookup(cells);
+  const groups: Group[] = [];
+  for (const s of SCENARIOS) {
+    const here = cells.filter((c) => c.scenario === s.id && c.config === s.config);
+    if (here.length === 0 || s.notYet) continue;
+    const base = get(s.id, s.config, BASELINE);
+    const bar = (c: Cell, figure: (f: Figures) => number, label: (f: Figures) => string): Bar => {
+      if (c.status !== 'ok' || c.median === undefined) return { peer: c.peer, label: c.status };
+      const r = base ? figure(c.median) / figure(base) : undefined;
+      return { peer: c.peer, ratio: r, label: `${r === undefined ? '' : `${fmt(r)}× · `}${label(c.median)}` };
+    };
+    const what = s.id === 'W4' ? 'wall time per round trip' : 'CPU time';
+    groups.push({
+      title: `${s.id} ${s.title} (${what})`,
+      bars: here.map((c) => bar(c, (f) => cost(s.id, f), (f) => (s.id === 'W5' ? `${fmt(f.cpuMs)} ms CPU` : perOp(s.id, s.unit, f)))),
+    });
+    if (s.id === 'W2') {
+      groups.push({ title: 'W2 cancel churn (peak RSS)', bars: here.map((c) => bar(c, (f) => f.rssPeakMb, (f) => `${fmt(f.rssPeakMb)} MB`)) });
+    }
+  }
+  return groups;
+}
+
+/**
+ * Grouped horizontal bars of each scenario's cost relative to Node's built-ins,
+ * on a log scale: a bar to the left of the 1× line is cheaper than Node, to the
+ * right dearer. Each bar is labelled with its ratio and figure.
+ */
+export function chartSvg(cells: Cell[], subtitle: string): string {
+  const groups = chartGroups(cells);
+  const ratios = groups.flatMap((g) => g.bars.map((b) => b.ratio)).filter((r): r is number => r !== undefined && r > 0);
+  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(0.5, ...ratios))));
+  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(2, ...ratios))));
+  const W = 960;
+  const left = 190;
+  const right = 40;
+  const plotW = W - left - right;
+  const x = (r: number): number => left + ((Math.log10(r) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotW;
+  const barH = 15;
+  const gap = 3;
+  const legendH = 24;
+  let y = 64 + legendH;
+  const out: string[] = [];
+
+  for (const g of groups) {
+    out.push(`<text x="12" y="${y + 11}" class="group">${esc(g.title)}</text>`);
+    y += 18;
+    for (const b of g.bars) {
+      const label = PEERS.find((p) => p.name === b.peer)?.label ?? b.peer;
+      out.push(`<text x="${left - 8}" y="${y + barH - 3}" class="peer" text-anchor="end">${esc(label)}</text>`);
+      if (b.ratio !== undefined && b.ratio > 0) {
+        const x0 = x(1);
+        const x1 = x(Math.min(hi, Math.max(lo, b.ratio)));
+        const [bx, bw] = x1 >= x0 ? [x0, Math.max(1, x1 - x0)] : [x1, x0 - x1];
+        out.push(`<rect x="${bx.toFixed(1)}" y="${y}" width="${bw.toFixed(1)}" height="${barH}" fill="${COLORS[b.peer] ?? '#888'}"/>`);
+        const right = x1 >= x0;
+        const tx = right ? bx + bw + 4 : bx - 4;
+        out.push(`<text x="${tx.toFixed(1)}" y="${y + barH - 3}" class="fig" text-anchor="${right ? 'start' : 'end'}">${esc(b.label)}</text>`);
+      } else {
+        out.push(`<text x="${(x(1) + 4).toFixed(1)}" y="${y + barH - 3}" class="missing">${esc(b.label)}</text>`);
+      }
+      y += barH + gap;
+    }
+    y += 10;
+  }
+
+  const top = 64 + legendH;
+  const axis: string[] = [];
+  for (let e = Math.log10(lo); e <= Math.log10(hi) + 1e-9; e++) {
+    for (const m of [1, 3]) {
+      const r = m * Math.pow(10, e);
+      if (r > hi * 1.0001) continue;
+      const xx = x(r).toFixed(1);
+      axis.push(`<line x1="${xx}" y1="${top - 4}" x2="${xx}" y2="${y}" class="${r === 1 ? 'one' : 'grid'}"/>`);
+      axis.push(`<text x="${xx}" y="${y + 14}" class="tick" text-anchor="middle">${fmt(r)}×</text>`);
+    }
+  }
+  const legend = PEERS.map((p, i) => {
+    const lx = 12 + i * 155;
+    return `<rect x="${lx}" y="54" width="12" height="12" fill="${COLORS[p.name]}"/><text x="${lx + 16}" y="64" class="peer">${esc(p.label)}</text>`;
+  });
+  const H = y + 26;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
+    `<style>.title{font-size:16px;font-weight:600}.sub{font-size:12px;fill:#555}.group{font-size:13px;font-weight:600}` +
+      `.peer{font-size:12px}.fig{font-size:11px;fill:#222}.missing{font-size:11px;fill:#999;font-style:italic}` +
+      `.tick{font-size:11px;fill:#555}.grid{stroke:#e5e5e5}.one{stroke:#15803d;stroke-width:1.5}</style>`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="12" y="22" class="title">wasm-ioloop benchmarks: cost relative to Node's built-ins (log scale, left of the green line is cheaper)</text>`,
+    `<text x="12" y="40" class="sub">${esc(subtitle)}</text>`,
+    ...legend,
+    ...axis,
+    ...out,
+    `</svg>`,
+    '',
+  ].join('\n');
+}
+
+export { scenarioKey };
