@@ -155,9 +155,11 @@ describe('timer heap', () => {
     const N = 1_000_000;
     const rnd = prng(20240601);
     const deadlines = new Float64Array(N);
+    // Global lookups are slow inside jest's sandbox: keep the hot loop's local.
+    const floor = Math.floor;
     for (let i = 0; i < N; i++) {
       // About a thousand timers share each deadline.
-      deadlines[i] = Math.floor(rnd() * 1000) / 4;
+      deadlines[i] = floor(rnd() * 1000) / 4;
       // A fresh core hands out slots 0, 1, 2, ... so the slot is the insertion number.
       if (core.timer_start(deadlines[i]) !== SLOTS + i) throw new Error(`timer ${i}: unexpected handle`);
     }
@@ -224,7 +226,7 @@ describe('timer handles', () => {
     fc.assert(
       fc.property(fc.oneof(fc.double(), fc.integer(), fc.integer({ min: 0, max: 2 ** 40 }).map((n) => n * 1.0)), (h) => {
         fc.pre(!live.has(h));
-        expect(core.timer_stop(h)).toBe(0);
+        return core.timer_stop(h) === 0;
       }),
       { numRuns: 5000 },
     );
@@ -383,12 +385,10 @@ describe('poll timeout', () => {
         const core = timerCore();
         for (const d of deadlines) core.timer_start(d);
         const t = core.poll_timeout(now, cbs);
-        expect(t).toBeGreaterThanOrEqual(0);
-        expect(t).toBeLessThanOrEqual(3600);
-        expect(Number.isNaN(t)).toBe(false);
-        if (cbs !== 0) expect(t).toBe(0);
+        // false for NaN as well
+        return t >= 0 && t <= 3600 && (cbs === 0 || t === 0);
       }),
-      { numRuns: 2000 },
+      { numRuns: 1000 },
     );
   });
 });
