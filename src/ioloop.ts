@@ -282,6 +282,10 @@ export class IOLoop {
     this.checkFds('addHandler');
     const slot = this.core.handler_add(n, events);
     if (slot < 0) throw fdError(-slot, 'addHandler', n);
+    if (slot >= this.handlerFns.length) {
+      growDense(this.handlerFns, slot);
+      growDense(this.handlerObjs, slot);
+    }
     this.handlerFns[slot] = handler;
     this.handlerObjs[slot] = fd;
   }
@@ -374,8 +378,7 @@ export class IOLoop {
   callAt<A extends unknown[]>(when: number, cb: (...args: A) => unknown, ...args: A): Timeout;
   callAt(when: number, cb: AnyFunction): Timeout {
     this.checkOpen();
-    checkNumber(when, 'when');
-    checkFunction(cb, 'callback');
+    if (typeof when !== 'number' || when !== when || typeof cb !== 'function') badTimer(when, 'when', cb);
     return this.schedule(when, cb, arguments.length > 2 ? Array.prototype.slice.call(arguments, 2) : undefined);
   }
 
@@ -387,8 +390,7 @@ export class IOLoop {
   callLater<A extends unknown[]>(delay: number, cb: (...args: A) => unknown, ...args: A): Timeout;
   callLater(delay: number, cb: AnyFunction): Timeout {
     this.checkOpen();
-    checkNumber(delay, 'delay');
-    checkFunction(cb, 'callback');
+    if (typeof delay !== 'number' || delay !== delay || typeof cb !== 'function') badTimer(delay, 'delay', cb);
     return this.schedule(this.clock() + delay, cb, arguments.length > 2 ? Array.prototype.slice.call(arguments, 2) : undefined);
   }
 
@@ -401,8 +403,7 @@ export class IOLoop {
   addTimeout(deadline: number | Duration, cb: AnyFunction): Timeout {
     this.checkOpen();
     const when = typeof deadline === 'number' ? deadline : this.clock() + durationSeconds(deadline);
-    checkNumber(when, 'deadline');
-    checkFunction(cb, 'callback');
+    if (typeof when !== 'number' || when !== when || typeof cb !== 'function') badTimer(when, 'deadline', cb);
     return this.schedule(when, cb, arguments.length > 2 ? Array.prototype.slice.call(arguments, 2) : undefined);
   }
 
@@ -773,6 +774,10 @@ export class IOLoop {
       throw new RangeError(`too many pending timers: ${this.core.timer_count()} fit in the core's memory (4 GiB of WebAssembly memory)`);
     }
     const slot = handle % this.timerSlots;
+    if (slot >= this.timerFns.length) {
+      growDense(this.timerFns, slot);
+      growDense(this.timerArgs, slot);
+    }
     this.timerFns[slot] = fn;
     this.timerArgs[slot] = args;
     // A timer added from outside a turn (a promise, a Node callback) may be earlier
@@ -832,6 +837,23 @@ function openDriver(name: unknown, backend: Backend, epfd: number, turn: (reason
     default:
       throw new TypeError(`options.driver must be one of guest, blocking, portable; got ${describe(name)}`);
   }
+}
+
+/**
+ * Extends a by-slot array past `slot` with explicit `undefined`s. The core hands
+ * slots out in any order (freed slots are reused first); writing far past the end
+ * of a JS array would make it sparse, and V8 then stores it as a slow dictionary.
+ */
+function growDense<T>(array: (T | undefined)[], slot: number): void {
+  const target = Math.max(slot + 1, array.length * 2, 1024);
+  while (array.length < target) array.push(undefined);
+}
+
+/** Throws the error for a bad deadline or callback (kept off the fast path of callAt and friends). */
+function badTimer(value: unknown, name: string, cb: unknown): never {
+  checkNumber(value, name);
+  checkFunction(cb, 'callback');
+  throw new Error('unreachable');
 }
 
 function filenoOf(fd: unknown): number {
