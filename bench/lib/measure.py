@@ -52,7 +52,9 @@ def emit(**row):
     """Prints the result line, adding the process's peak RSS so far."""
     row["rssPeakMb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for k, v in row.items():
-        if isinstance(v, float) and math.isfinite(v) and not v.is_integer():
+        if k.startswith("epoch"):
+            row[k] = round(v, 3)
+        elif isinstance(v, float) and math.isfinite(v) and not v.is_integer():
             row[k] = float("%.6g" % v)
     sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
     sys.stdout.flush()

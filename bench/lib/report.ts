@@ -157,9 +157,9 @@ export function chartSvg(cells: Cell[], subtitle: string): string {
         const x1 = x(Math.min(hi, Math.max(lo, b.ratio)));
         const [bx, bw] = x1 >= x0 ? [x0, Math.max(1, x1 - x0)] : [x1, x0 - x1];
         out.push(`<rect x="${bx.toFixed(1)}" y="${y}" width="${bw.toFixed(1)}" height="${barH}" fill="${COLORS[b.peer] ?? '#888'}"/>`);
-        const right = x1 >= x0;
-        const tx = right ? bx + bw + 4 : bx - 4;
-        out.push(`<text x="${tx.toFixed(1)}" y="${y + barH - 3}" class="fig" text-anchor="${right ? 'start' : 'end'}">${esc(b.label)}</text>`);
+        // Labels sit right of the bar or of the 1× line, whichever is further right, clear of the peer names.
+        const tx = Math.max(x0, x1) + 4;
+        out.push(`<text x="${tx.toFixed(1)}" y="${y + barH - 3}" class="fig">${esc(b.label)}</text>`);
       } else {
         out.push(`<text x="${(x(1) + 4).toFixed(1)}" y="${y + barH - 3}" class="missing">${esc(b.label)}</text>`);
       }
@@ -179,9 +179,11 @@ export function chartSvg(cells: Cell[], subtitle: string): string {
       axis.push(`<text x="${xx}" y="${y + 14}" class="tick" text-anchor="middle">${fmt(r)}×</text>`);
     }
   }
-  const legend = PEERS.map((p, i) => {
-    const lx = 12 + i * 155;
-    return `<rect x="${lx}" y="54" width="12" height="12" fill="${COLORS[p.name]}"/><text x="${lx + 16}" y="64" class="peer">${esc(p.label)}</text>`;
+  let lx = 12;
+  const legend = PEERS.map((p) => {
+    const at = lx;
+    lx += 36 + p.label.length * 6.5;
+    return `<rect x="${at}" y="54" width="12" height="12" fill="${COLORS[p.name]}"/><text x="${at + 16}" y="64" class="peer">${esc(p.label)}</text>`;
   });
   const H = y + 26;
   return [

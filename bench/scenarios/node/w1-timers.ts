@@ -16,7 +16,7 @@ function run(config: string, n: number): Promise<void> {
   const fired = new Int32Array(n);
   let count = 0;
   const span = new Span();
-  return new Promise((resolve) => {
+  return new Promise<void>((resolve) => {
     const onFire = (i: number): void => {
       fired[count++] = i;
       if (count === n) {

@@ -14,7 +14,7 @@ function cancelled(i: number): void {
 
 function run(config: string, n: number): Promise<void> {
   let keptFired = 0;
-  const kept = (): void => {
+  const kept = (_i: number): void => {
     keptFired++;
   };
   const survivors: NodeJS.Timeout[] = [];

@@ -17,7 +17,7 @@ function cancelled(i: number): void {
 function run(config: string, n: number): void {
   const loop = new PlainLoop();
   let keptFired = 0;
-  const kept = (): void => {
+  const kept = (_i: number): void => {
     keptFired++;
   };
   const span = new Span();

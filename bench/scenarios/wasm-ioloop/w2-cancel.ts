@@ -17,7 +17,7 @@ function cancelled(i: number): void {
 async function run(config: string, n: number): Promise<void> {
   const loop = new IOLoop();
   let keptFired = 0;
-  const kept = (): void => {
+  const kept = (_i: number): void => {
     keptFired++;
   };
   const span = new Span();
