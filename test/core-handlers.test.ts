@@ -150,20 +150,26 @@ describe('core module', () => {
   });
 
   test('coreModule names the missing file and the build command', () => {
-    jest.isolateModules(() => {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const fs = require('fs') as typeof import('fs');
-      const spy = jest.spyOn(fs, 'readFileSync').mockImplementation(() => {
-        throw Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
-      });
-      try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const fs = require('fs') as typeof import('fs');
+    const original = fs.readFileSync;
+    // Only the core's file is missing: jest reads sources through the same fs.
+    const spy = jest.spyOn(fs, 'readFileSync').mockImplementation(((file: unknown, ...rest: unknown[]) => {
+      if (typeof file === 'string' && file.endsWith('core.wasm')) {
+        throw Object.assign(new Error(`ENOENT: no such file or directory, open '${file}'`), { code: 'ENOENT' });
+      }
+      return (original as (...a: unknown[]) => unknown)(file, ...rest);
+    }) as typeof fs.readFileSync);
+    try {
+      jest.isolateModules(() => {
+        // A fresh copy of the module, whose cache is empty, loaded while fs is mocked.
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const fresh = require('../src/core') as typeof import('../src/core');
         expect(() => fresh.coreModule()).toThrow(/wasm[/\\]core\.wasm is missing; run `npm run build:wasm`/);
-      } finally {
-        spy.mockRestore();
-      }
-    });
+      });
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 
