@@ -26,19 +26,16 @@ async function settleFds(): Promise<void> {
 
 /** Records fds for afterEach to close. */
 let toClose: number[] = [];
-function track<T extends number | number[]>(fds: T): T {
-  if (typeof fds === 'number') {
-    expect(fds).toBeGreaterThanOrEqual(0);
-    toClose.push(fds);
-  } else {
-    toClose.push(...fds);
-  }
-  return fds;
+function track(fd: number): number {
+  expect(fd).toBeGreaterThanOrEqual(0);
+  toClose.push(fd);
+  return fd;
 }
 function pipe(): [number, number] {
   const p = native.pipe();
   if (typeof p === 'number') throw new Error(`pipe failed: ${p}`);
-  return track(p);
+  toClose.push(...p);
+  return p;
 }
 
 /**
