@@ -90,7 +90,6 @@ const enum State {
 }
 
 const CLOSED_MESSAGE = 'IOLoop is closed';
-const INITIAL_CALLBACK_CAPACITY = 1024; // a power of two: the queue is a ring
 // Iterations one host turn may run while callbacks are pending. A chain of callbacks
 // then costs one host turn per 128 links instead of one per link; promise
 // continuations and Node's own callbacks wait at most that many iterations.
@@ -142,11 +141,12 @@ export class IOLoop {
   private readonly logger: Logger;
   private readonly timerSlots: number;
 
-  // Callbacks: a ring of functions and their arguments (undefined when none).
-  private cbFns: (AnyFunction | undefined)[] = new Array<AnyFunction | undefined>(INITIAL_CALLBACK_CAPACITY).fill(undefined);
-  private cbArgs: (unknown[] | undefined)[] = new Array<unknown[] | undefined>(INITIAL_CALLBACK_CAPACITY).fill(undefined);
-  private cbHead = 0;
-  private cbCount = 0;
+  // Callbacks for the next iteration, as pairs: [fn, args (undefined when none), …].
+  // An iteration takes the whole array and leaves an empty one (Tornado's swap of
+  // `_callbacks`), which is what makes it run only the callbacks queued before it.
+  private callbacks: unknown[] = [];
+  private spareCallbacks: unknown[] = [];
+  private batchLeft = 0; // callbacks of the running iteration not yet run
   private callbacksRun = 0;
 
   // Timers and handlers: dense arrays indexed by the core's slots.
@@ -520,9 +520,9 @@ export class IOLoop {
     this.driver.close();
     this.core.loop_close();
     if (currentLoop === this) currentLoop = null;
-    this.cbFns = [];
-    this.cbArgs = [];
-    this.cbCount = 0;
+    this.callbacks = [];
+    this.spareCallbacks = [];
+    this.batchLeft = 0;
     this.timerFns = [];
     this.timerArgs = [];
     this.handlerFns = [];
@@ -581,7 +581,7 @@ export class IOLoop {
       callbacks: this.callbacksRun,
       timers: core.stat_timers_fired(),
       events: core.stat_events(),
-      pendingCallbacks: this.cbCount,
+      pendingCallbacks: this.callbacks.length / 2 + this.batchLeft,
       pendingTimers: core.timer_count(),
       handlers: core.handler_count(),
     };
@@ -603,7 +603,7 @@ export class IOLoop {
       // turn (and its microtask checkpoint) is paid once per batch, not per callback.
       let budget = TURN_ITERATIONS;
       do this.iterate();
-      while (--budget > 0 && this.cbCount > 0 && !this.stopping && this.state === State.Running);
+      while (--budget > 0 && this.callbacks.length > 0 && !this.stopping && this.state === State.Running);
     } catch (e) {
       failed = true;
       failure = e;
@@ -617,9 +617,9 @@ export class IOLoop {
 
   private iterate(): void {
     const core = this.core;
-    const ncallbacks = this.cbCount;
+    const batch = this.callbacks;
     const ndue = core.iteration_begin(this.clock());
-    if (ncallbacks > 0) this.runCallbacks(ncallbacks);
+    if (batch.length > 0) this.runCallbacks(batch);
     if (ndue > 0 && this.state === State.Running) this.runTimers();
     if (this.stopping || this.state !== State.Running) return;
     if (core.handler_count() === 0) {
@@ -632,18 +632,19 @@ export class IOLoop {
     if (n > 0) this.dispatchEvents();
   }
 
-  private runCallbacks(n: number): void {
-    for (let k = 0; k < n && this.state === State.Running; k++) {
-      const i = this.cbHead;
-      const fn = this.cbFns[i]!;
-      const args = this.cbArgs[i];
-      this.cbFns[i] = undefined;
-      this.cbArgs[i] = undefined;
-      this.cbHead = (i + 1) & (this.cbFns.length - 1);
-      this.cbCount--;
+  private runCallbacks(batch: unknown[]): void {
+    this.callbacks = this.spareCallbacks;
+    const n = batch.length;
+    this.batchLeft = n / 2;
+    for (let i = 0; i < n; i += 2) {
+      this.batchLeft--;
       this.callbacksRun++;
-      this.invoke(fn, args, 'callback');
+      this.invoke(batch[i] as AnyFunction, batch[i + 1] as unknown[] | undefined, 'callback');
+      if (this.state !== State.Running) break; // closed: the rest are dropped
     }
+    this.batchLeft = 0;
+    batch.length = 0;
+    if (this.state !== State.Closed) this.spareCallbacks = batch;
   }
 
   private runTimers(): void {
@@ -702,7 +703,7 @@ export class IOLoop {
   private armNext(): void {
     const core = this.core;
     const now = this.clock();
-    let wait = core.poll_timeout(now, this.cbCount);
+    let wait = core.poll_timeout(now, this.callbacks.length);
     const hasDeadline = core.timer_next_deadline() !== Infinity;
     if (wait > 0 && hasDeadline && this.virtualClock !== null && this.lastPollCount === 0) {
       this.virtualClock.advance(wait); // the fake clock: nothing is ready, so skip to the deadline
@@ -746,26 +747,8 @@ export class IOLoop {
   // ---------------------------------------------------------------- helpers
 
   private enqueue(fn: AnyFunction, args: unknown[] | undefined): void {
-    if (this.cbCount === this.cbFns.length) this.growCallbacks();
-    const i = (this.cbHead + this.cbCount) & (this.cbFns.length - 1);
-    this.cbFns[i] = fn;
-    this.cbArgs[i] = args;
-    this.cbCount++;
+    this.callbacks.push(fn, args);
     if (!this.armedSoon && !this.inTurn && this.state === State.Running) this.armSoon();
-  }
-
-  private growCallbacks(): void {
-    const size = this.cbFns.length;
-    const fns = new Array<AnyFunction | undefined>(size * 2).fill(undefined);
-    const args = new Array<unknown[] | undefined>(size * 2).fill(undefined);
-    for (let k = 0; k < this.cbCount; k++) {
-      const i = (this.cbHead + k) & (size - 1);
-      fns[k] = this.cbFns[i];
-      args[k] = this.cbArgs[i];
-    }
-    this.cbFns = fns;
-    this.cbArgs = args;
-    this.cbHead = 0;
   }
 
   private schedule(when: number, fn: AnyFunction, args: unknown[] | undefined): Timeout {
