@@ -109,11 +109,13 @@ static void guest_turn(ioloop_guest *g, int reason) {
       napi_get_named_property(env, self, "onTurn", &fn) == napi_ok &&
       napi_create_int32(env, reason, &arg) == napi_ok) {
     napi_status s = napi_make_callback(env, g->async_context, self, fn, 1, &arg, &result);
-    if (s == napi_pending_exception) {
-      napi_value error;
-      if (napi_get_and_clear_last_exception(env, &error) == napi_ok)
-        napi_fatal_exception(env, error);
-    }
+    /* napi_pending_exception also means "cannot call into JS" (an environment
+     * being torn down) with nothing thrown: only a real throw is reported. */
+    bool thrown = false;
+    napi_value error;
+    if (s == napi_pending_exception && napi_is_exception_pending(env, &thrown) == napi_ok &&
+        thrown && napi_get_and_clear_last_exception(env, &error) == napi_ok)
+      napi_fatal_exception(env, error);
   }
   napi_close_handle_scope(env, scope);
 }
@@ -168,8 +170,10 @@ static napi_value guest_open_js(napi_env env, napi_callback_info info) {
   if (napi_create_object(env, &obj) != napi_ok ||
       napi_define_properties(env, obj, 1, &prop) != napi_ok ||
       napi_create_string_utf8(env, "wasm_ioloop.guest", NAPI_AUTO_LENGTH, &name) !=
-          napi_ok)
+          napi_ok) {
+    ioloop_throw(env, false, NULL, "%s: cannot create the guest object", fn);
     return NULL;
+  }
 
   ioloop_guest *g = calloc(1, sizeof *g);
   if (g == NULL) {
@@ -224,6 +228,15 @@ static napi_value guest_start_js(napi_env env, napi_callback_info info) {
     ioloop_throw(env, false, "EBADF", "%s: epfd %d is closed", fn, g->fd);
     return NULL;
   }
+  /* libuv delivers an fd's events to one watcher only: a second started
+   * guest on the same fd would never turn. */
+  for (ioloop_guest *other = g->st->guests; other != NULL; other = other->next) {
+    if (other != g && other->started && other->fd == g->fd) {
+      ioloop_throw(env, false, "EEXIST", "%s: another started guest already watches epfd %d",
+                   fn, g->fd);
+      return NULL;
+    }
+  }
   int r = uv_poll_start(&g->poll, UV_READABLE, on_poll);
   if (r != 0) {
     ioloop_throw(env, false, uv_err_name(r), "%s: uv_poll_start failed: %s (%s)", fn,
@@ -258,7 +271,10 @@ static napi_value guest_arm_js(napi_env env, napi_callback_info info) {
      * update a deadline measured from now would fire early. Rounded up so the
      * timer never fires before the core's deadline. */
     uv_update_time(uv_handle_get_loop((uv_handle_t *)&g->timer));
-    uv_timer_start(&g->timer, on_timer, (uint64_t)ceil(ms), 0);
+    /* Beyond 2**53 ms (285,000 years) is forever in practice; the clamp keeps
+     * the conversion defined. */
+    uint64_t timeout = ms > 9007199254740992.0 ? UINT64_C(9007199254740992) : (uint64_t)ceil(ms);
+    uv_timer_start(&g->timer, on_timer, timeout, 0);
   }
   return ioloop_undefined(env);
 }

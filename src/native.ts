@@ -145,13 +145,14 @@ export interface NativeShim {
   /**
    * Starts watching `epfd` and references both handles: a started guest keeps Node
    * alive until {@link NativeShim.guestStop}. Idempotent.
-   * @throws Error if the guest is closed or its epfd was closed.
+   * @throws Error if the guest is closed, its epfd was closed (`code` 'EBADF'), or
+   *   another started guest of this environment watches the same epfd ('EEXIST').
    */
   guestStart(g: GuestHandle): void;
   /**
    * Arms the timer for `timeoutMs` from now (rounded up, after refreshing libuv's
-   * cached time), replacing any earlier arming; `timeoutMs` < 0 stops it. Cheap
-   * enough to call once per loop turn.
+   * cached time), replacing any earlier arming; `timeoutMs` < 0 or Infinity stops
+   * it. Cheap enough to call once per loop turn.
    * @throws Error if the guest is closed.
    */
   guestArm(g: GuestHandle, timeoutMs: number): void;

@@ -204,6 +204,37 @@ suite('native guest driver', () => {
     expect(errors.map((e) => e.code)).toEqual(['EPERM', 'EBADF']);
   });
 
+  test('a_second_started_guest_on_the_same_epoll_fd_is_refused', () => {
+    const f = fixture();
+    const second = native.guestOpen(f.ep, () => {});
+    try {
+      native.guestStart(f.guest);
+      let error: { code?: string; message?: string } = {};
+      try {
+        native.guestStart(second);
+      } catch (e) {
+        error = e as typeof error;
+      }
+      expect(error.code).toBe('EEXIST');
+      expect(error.message).toMatch(/guestStart: another started guest already watches epfd/);
+      native.guestStop(f.guest);
+      native.guestStart(second);
+      native.guestStop(second);
+    } finally {
+      native.guestClose(second);
+    }
+  });
+
+  test('arming_for_infinity_or_a_huge_timeout_never_fires', async () => {
+    const f = fixture();
+    native.guestStart(f.guest);
+    native.guestArm(f.guest, Infinity);
+    native.guestArm(f.guest, 1e300);
+    await sleep(30);
+    expect(f.turns).toEqual([]);
+    native.guestStop(f.guest);
+  });
+
   test('an_open_but_stopped_guest_lets_node_exit', () => {
     const r = runChild(`
       const ep = native.epollCreate();
