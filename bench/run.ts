@@ -8,6 +8,8 @@
  *                                      exits non-zero only if a self-check fails
  *   npm run bench -- --only W1,W4      only these scenario ids
  *   npm run bench -- --reps 5          repetitions per peer (at least 3)
+ *   npm run bench -- --redraw          no runs: redraw the tables and latest.svg
+ *                                      from latest.json (quick.* with --quick)
  *
  * For each scenario configuration the peers run back to back, alternating
  * (A B C A B C A B C), one process per run, and the table reports medians. A
@@ -38,10 +40,11 @@ interface Options {
   check: boolean;
   only: Set<string> | null;
   reps: number;
+  redraw: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, check: false, only: null, reps: 3 };
+  const o: Options = { quick: false, check: false, only: null, reps: 3, redraw: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -52,6 +55,7 @@ function parseArgs(argv: string[]): Options {
     };
     if (a === '--quick') o.quick = true;
     else if (a === '--check') o.check = o.quick = true;
+    else if (a === '--redraw') o.redraw = true;
     else if (a.startsWith('--only')) o.only = new Set(value().split(',').map((s) => s.trim()).filter(Boolean));
     else if (a.startsWith('--reps')) o.reps = Math.max(3, Number(value()) || 3);
     else if (a === '--help' || a === '-h') {
@@ -200,7 +204,7 @@ function medians(rows: Array<Record<string, unknown>>): Figures {
   };
   return {
     wallMs: pick('wallMs')!, cpuMs: pick('cpuMs')!, nsPerOp: pick('nsPerOp')!, rssPeakMb: pick('rssPeakMb')!,
-    roundTripsPerSec: pick('roundTripsPerSec'), pollSyscalls: pick('pollSyscalls'),
+    roundTripsPerSec: pick('roundTripsPerSec'), pollSyscalls: pick('pollSyscalls'), shimEpollWaits: pick('shimEpollWaits'),
   };
 }
 
@@ -225,8 +229,34 @@ function prngCheck(python: string | null, cloop: string | null): string[] {
 
 // ---- main ----
 
+interface Saved {
+  command: string;
+  date: string;
+  mode: string;
+  reps: number;
+  machine: { cpu: string; cores: number; os: string; node: string };
+  cells: Cell[];
+}
+
+function subtitle(r: Saved): string {
+  const m = r.machine;
+  return `${r.mode === 'quick' ? 'quick (1/10 size)' : 'full'} run, medians of ${r.reps}; ${m.cpu}, ${m.cores} cores, ` +
+    `${m.os}, Node ${m.node}; ${r.command}; ${r.date.slice(0, 10)}`;
+}
+
+/** Prints the tables of a saved run and draws its chart again. */
+function redraw(name: string): void {
+  const file = path.join(RESULTS, `${name}.json`);
+  const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as Saved;
+  const targets = evaluateTargets(TARGETS, saved.cells);
+  process.stdout.write(`${resultsTable(saved.cells)}\n\n${targetsTable(targets)}\n\n${subtitle(saved)}\n`);
+  fs.writeFileSync(path.join(RESULTS, `${name}.svg`), chartSvg(saved.cells, subtitle(saved)));
+  log(`redrew bench/results/${name}.svg from ${name}.json`);
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.redraw) return redraw(opts.quick ? 'quick' : 'latest');
   const scale = opts.quick ? 0.1 : 1;
   const { peers: avail, strace, python, cloop } = detect();
   const failures: string[] = opts.check ? prngCheck(python, cloop) : [];
@@ -298,8 +328,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(RESULTS, { recursive: true });
   const json = { command, date, mode: opts.quick ? 'quick' : 'full', scale, reps: opts.reps, machine, cells, targets, failures };
   fs.writeFileSync(path.join(RESULTS, `${name}.json`), JSON.stringify(json, null, 2) + '\n');
-  const subtitle = `${opts.quick ? 'quick (1/10 size)' : 'full'} run, medians of ${opts.reps}; ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; ${date.slice(0, 10)}`;
-  fs.writeFileSync(path.join(RESULTS, `${name}.svg`), chartSvg(cells, subtitle));
+  fs.writeFileSync(path.join(RESULTS, `${name}.svg`), chartSvg(cells, subtitle(json)));
   log(`wrote bench/results/${name}.json and ${name}.svg in ${Math.round((Date.now() - started) / 1000)} s`);
 
   if (failures.length > 0) {

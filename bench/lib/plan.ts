@@ -78,6 +78,8 @@ export interface Figures {
   rssPeakMb: number;
   roundTripsPerSec?: number;
   pollSyscalls?: number;
+  /** wasm-ioloop only: epoll_wait calls its native shim counted (libuv's not included). */
+  shimEpollWaits?: number;
 }
 
 export type Status = 'ok' | 'failed' | 'not installed' | 'not yet' | 'n/a';
@@ -108,6 +110,8 @@ export interface Target {
   /** Measured value shown (a ratio or an absolute figure), or why there is none. */
   measure(get: (scenario: string, config: string, peer: string) => Figures | undefined): { value: number; shown: string } | string;
   met(value: number): boolean;
+  /** Where the chart marks this target on wasm-ioloop's bar: the chart group and the cost ratio to Node. */
+  mark?: { group: string; ratio: number };
 }
 
 const times = (v: number): string => `${v.toPrecision(2)}×`;
@@ -135,20 +139,24 @@ function ratio(
 const cpu = (f: Figures): number => f.cpuMs;
 
 export const TARGETS: Target[] = [
-  { text: 'W1 random, CPU ≤ 0.5× Node setTimeout', measure: ratio('W1', 'random', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.5 },
+  { text: 'W1 random, CPU ≤ 0.5× Node setTimeout', measure: ratio('W1', 'random', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.5, mark: { group: 'W1 random', ratio: 0.5 } },
   { text: 'W1 random, CPU ≤ 1.3× the C loop', measure: ratio('W1', 'random', 'wasm-ioloop', 'cloop', cpu), met: (v) => v <= 1.3 },
-  { text: 'W1 equal, CPU ≤ 1.0× Node setTimeout', measure: ratio('W1e', 'equal', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 1.0 },
-  { text: 'W2, ns per pair ≤ 0.3× Node', measure: ratio('W2', 'churn', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.3 },
-  { text: 'W2, peak RSS ≤ Node', measure: ratio('W2', 'churn', 'wasm-ioloop', 'node', (f) => f.rssPeakMb), met: (v) => v <= 1.0 },
-  { text: 'W3 chain ≤ 0.1× setImmediate', measure: ratio('W3', 'chain', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.1 },
-  { text: 'W3 batch ≤ 0.1× setImmediate', measure: ratio('W3', 'batch', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.1 },
+  { text: 'W1 equal, CPU ≤ 1.0× Node setTimeout', measure: ratio('W1e', 'equal', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 1.0, mark: { group: 'W1e equal', ratio: 1 } },
+  { text: 'W2, ns per pair ≤ 0.3× Node', measure: ratio('W2', 'churn', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.3, mark: { group: 'W2 churn', ratio: 0.3 } },
+  { text: 'W2, peak RSS ≤ Node', measure: ratio('W2', 'churn', 'wasm-ioloop', 'node', (f) => f.rssPeakMb), met: (v) => v <= 1.0,
+    mark: { group: 'W2 churn rss', ratio: 1 },
+  },
+  { text: 'W3 chain ≤ 0.1× setImmediate', measure: ratio('W3', 'chain', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.1, mark: { group: 'W3 chain', ratio: 0.1 } },
+  { text: 'W3 batch ≤ 0.1× setImmediate', measure: ratio('W3', 'batch', 'wasm-ioloop', 'node', cpu), met: (v) => v <= 0.1, mark: { group: 'W3 batch', ratio: 0.1 } },
   {
     text: 'W4 1 pair, guest driver ≥ 1.5× Node net round trips/s',
     measure: ratio('W4', '1pair', 'wasm-ioloop', 'node', (f) => f.roundTripsPerSec), met: (v) => v >= 1.5,
+    mark: { group: 'W4 1pair', ratio: 1 / 1.5 },
   },
   {
     text: 'W4 100 pairs, guest driver ≥ 1.5× Node net round trips/s',
     measure: ratio('W4', '100pairs', 'wasm-ioloop', 'node', (f) => f.roundTripsPerSec), met: (v) => v >= 1.5,
+    mark: { group: 'W4 100pairs', ratio: 1 / 1.5 },
   },
   {
     text: 'W4, blocking driver ≥ 0.6× the C loop',
@@ -159,7 +167,11 @@ export const TARGETS: Target[] = [
     measure: (get) => {
       const f = get('W5', 'idle', 'wasm-ioloop');
       if (f === undefined) return 'no wasm-ioloop result';
-      if (f.pollSyscalls === undefined) return 'n/a (no strace)';
+      if (f.pollSyscalls === undefined) {
+        // Without strace, the shim's own count is a lower bound: libuv's waits are not in it.
+        if (f.shimEpollWaits === undefined) return 'n/a (no strace)';
+        return { value: f.shimEpollWaits, shown: `${f.shimEpollWaits} (shim only, no strace)` };
+      }
       return { value: f.pollSyscalls, shown: String(f.pollSyscalls) };
     },
     met: (v) => v <= 10,

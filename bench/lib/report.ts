@@ -2,7 +2,7 @@
  * The harness's outputs: the results table (Markdown, so that it pastes into
  * the README as it is), the targets table, and the SVG chart.
  */
-import { BASELINE, Cell, cost, Figures, PEERS, SCENARIOS, scenarioKey, Target } from './plan';
+import { BASELINE, Cell, cost, Figures, PEERS, SCENARIOS, scenarioKey, Target, TARGETS } from './plan';
 
 /** Three significant figures, thousands grouped. */
 export function fmt(v: number | undefined): string {
@@ -96,6 +96,8 @@ interface Bar {
 }
 
 interface Group {
+  /** Matches Target.mark.group. */
+  key: string;
   title: string;
   bars: Bar[];
 }
@@ -115,11 +117,12 @@ function chartGroups(cells: Cell[]): Group[] {
     };
     const what = s.id === 'W4' ? 'wall time per round trip' : 'CPU time';
     groups.push({
+      key: scenarioKey(s),
       title: `${s.id} ${s.title} (${what})`,
       bars: here.map((c) => bar(c, (f) => cost(s.id, f), (f) => (s.id === 'W5' ? `${fmt(f.cpuMs)} ms CPU` : perOp(s.id, s.unit, f)))),
     });
     if (s.id === 'W2') {
-      groups.push({ title: 'W2 cancel churn (peak RSS)', bars: here.map((c) => bar(c, (f) => f.rssPeakMb, (f) => `${fmt(f.rssPeakMb)} MB`)) });
+      groups.push({ key: `${scenarioKey(s)} rss`, title: 'W2 cancel churn (peak RSS)', bars: here.map((c) => bar(c, (f) => f.rssPeakMb, (f) => `${fmt(f.rssPeakMb)} MB`)) });
     }
   }
   return groups;
@@ -142,7 +145,26 @@ export function chartSvg(cells: Cell[], subtitle: string): string {
   const x = (r: number): number => left + ((Math.log10(r) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotW;
   const barH = 15;
   const gap = 3;
-  const legendH = 24;
+  // The legend: one entry per peer, then the target mark, wrapped to the width.
+  const legend: string[] = [];
+  let lx = 12;
+  let ly = 54;
+  type Swatch = (x: number, y: number) => string;
+  const entries: Array<[string, Swatch]> = PEERS.map((p) => [
+    p.label,
+    (sx, sy) => `<rect x="${sx}" y="${sy}" width="12" height="12" fill="${COLORS[p.name]}"/>`,
+  ]);
+  entries.push(["wasm-ioloop's target", (sx, sy) => `<line x1="${sx + 6}" y1="${sy - 1}" x2="${sx + 6}" y2="${sy + 13}" class="target"/>`]);
+  for (const [label, swatch] of entries) {
+    const width = 30 + label.length * 6.5;
+    if (lx + width > W - 12) {
+      lx = 12;
+      ly += 18;
+    }
+    legend.push(`${swatch(lx, ly)}<text x="${lx + 16}" y="${ly + 10}" class="peer">${esc(label)}</text>`);
+    lx += width;
+  }
+  const legendH = ly - 54 + 24;
   let y = 64 + legendH;
   const out: string[] = [];
 
@@ -163,6 +185,11 @@ export function chartSvg(cells: Cell[], subtitle: string): string {
       } else {
         out.push(`<text x="${(x(1) + 4).toFixed(1)}" y="${y + barH - 3}" class="missing">${esc(b.label)}</text>`);
       }
+      const mark = b.peer === 'wasm-ioloop' ? TARGETS.find((t) => t.mark?.group === g.key)?.mark : undefined;
+      if (mark !== undefined) {
+        const mx = x(mark.ratio).toFixed(1);
+        out.push(`<line x1="${mx}" y1="${y - 2}" x2="${mx}" y2="${y + barH + 2}" class="target"/>`);
+      }
       y += barH + gap;
     }
     y += 10;
@@ -179,18 +206,12 @@ export function chartSvg(cells: Cell[], subtitle: string): string {
       axis.push(`<text x="${xx}" y="${y + 14}" class="tick" text-anchor="middle">${fmt(r)}×</text>`);
     }
   }
-  let lx = 12;
-  const legend = PEERS.map((p) => {
-    const at = lx;
-    lx += 36 + p.label.length * 6.5;
-    return `<rect x="${at}" y="54" width="12" height="12" fill="${COLORS[p.name]}"/><text x="${at + 16}" y="64" class="peer">${esc(p.label)}</text>`;
-  });
   const H = y + 26;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
     `<style>.title{font-size:16px;font-weight:600}.sub{font-size:12px;fill:#555}.group{font-size:13px;font-weight:600}` +
       `.peer{font-size:12px}.fig{font-size:11px;fill:#222}.missing{font-size:11px;fill:#999;font-style:italic}` +
-      `.tick{font-size:11px;fill:#555}.grid{stroke:#e5e5e5}.one{stroke:#15803d;stroke-width:1.5}</style>`,
+      `.tick{font-size:11px;fill:#555}.grid{stroke:#e5e5e5}.one{stroke:#15803d;stroke-width:1.5}.target{stroke:#dc2626;stroke-width:2.5}</style>`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="12" y="22" class="title">wasm-ioloop benchmarks: cost relative to Node's built-ins (log scale, left of the green line is cheaper)</text>`,
     `<text x="12" y="40" class="sub">${esc(subtitle)}</text>`,
