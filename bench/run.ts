@@ -7,6 +7,7 @@
  *   npm run bench -- --check           quick, plus the cross-language PRNG check;
  *                                      exits non-zero only if a self-check fails
  *   npm run bench -- --only W1,W4      only these scenario ids
+ *   npm run bench -- --peers node,cloop  only these peers (names as in lib/plan.ts)
  *   npm run bench -- --reps 5          repetitions per peer (at least 3)
  *   npm run bench -- --redraw          no runs: redraw the tables and latest.svg
  *                                      from latest.json (quick.* with --quick)
@@ -39,12 +40,13 @@ interface Options {
   quick: boolean;
   check: boolean;
   only: Set<string> | null;
+  peers: Set<string> | null;
   reps: number;
   redraw: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, check: false, only: null, reps: 3, redraw: false };
+  const o: Options = { quick: false, check: false, only: null, peers: null, reps: 3, redraw: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -57,6 +59,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--check') o.check = o.quick = true;
     else if (a === '--redraw') o.redraw = true;
     else if (a.startsWith('--only')) o.only = new Set(value().split(',').map((s) => s.trim()).filter(Boolean));
+    else if (a.startsWith('--peers')) o.peers = new Set(value().split(',').map((s) => s.trim()).filter(Boolean));
     else if (a.startsWith('--reps')) o.reps = Math.max(3, Number(value()) || 3);
     else if (a === '--help' || a === '-h') {
       process.stdout.write(fs.readFileSync(__filename, 'utf8').split('*/')[0] + '*/\n');
@@ -66,6 +69,10 @@ function parseArgs(argv: string[]): Options {
   if (o.only) {
     const known = new Set(SCENARIOS.map((s) => s.id));
     for (const id of o.only) if (!known.has(id)) throw new Error(`--only: unknown scenario '${id}' (have: ${[...known].join(', ')})`);
+  }
+  if (o.peers) {
+    const known = new Set(PEERS.map((p) => p.name));
+    for (const name of o.peers) if (!known.has(name)) throw new Error(`--peers: unknown peer '${name}' (have: ${[...known].join(', ')})`);
   }
   return o;
 }
@@ -268,6 +275,7 @@ async function main(): Promise<void> {
   for (const s of scenarios) {
     for (const peer of PEERS) {
       if (peer.only && !peer.only.includes(s.id)) continue;
+      if (opts.peers && !opts.peers.has(peer.name)) continue;
       // A scenario that no peer can run yet gets one row, not one per peer.
       if (s.notYet && peer.name !== PEERS[0].name) continue;
       const cell: Cell = { scenario: s.id, config: s.config, peer: peer.name, status: 'ok', samples: [] };
@@ -324,7 +332,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${machine.cpu}, ${machine.cores} cores, ${machine.os}, Node ${machine.node}; ${command}; ${date}\n`);
 
   // Only a full run of every scenario replaces latest.*, the figures the README quotes.
-  const name = opts.quick ? 'quick' : opts.only ? 'partial' : 'latest';
+  const name = opts.quick ? 'quick' : opts.only || opts.peers ? 'partial' : 'latest';
   fs.mkdirSync(RESULTS, { recursive: true });
   const json = { command, date, mode: opts.quick ? 'quick' : 'full', scale, reps: opts.reps, machine, cells, targets, failures };
   fs.writeFileSync(path.join(RESULTS, `${name}.json`), JSON.stringify(json, null, 2) + '\n');
