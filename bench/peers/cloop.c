@@ -54,9 +54,9 @@ static uint32_t mulberry32(uint32_t *state) {
 static int32_t *delays_ms(size_t n, const char *config) {
   int32_t *d = malloc(n * sizeof *d);
   uint32_t state = SEED;
+  int equal = strcmp(config, "equal") == 0;
   if (d == NULL) abort();
-  for (size_t i = 0; i < n; i++)
-    d[i] = strcmp(config, "equal") == 0 ? EQUAL_DELAY_MS : (int32_t)(((uint64_t)mulberry32(&state) * 1001) >> 32);
+  for (size_t i = 0; i < n; i++) d[i] = equal ? EQUAL_DELAY_MS : (int32_t)(((uint64_t)mulberry32(&state) * 1001) >> 32);
   return d;
 }
 
