@@ -20,7 +20,7 @@
  * poll calls made inside its measured window.
  *
  * Writes bench/results/latest.json and latest.svg (full runs of every scenario),
- * quick.* (--quick, --check) or partial.* (--only), and prints the tables on
+ * quick.* (--quick, --check) or partial.* (--only, --peers), and prints the tables on
  * stdout; progress goes to stderr.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -35,6 +35,9 @@ const ROOT = path.resolve(__dirname, '..');
 const BUILD = path.join(__dirname, '.build');
 const RESULTS = path.join(__dirname, 'results');
 const POLL_SYSCALLS = 'epoll_wait,epoll_pwait,epoll_pwait2,poll,ppoll,select,pselect6';
+
+/** A wrong command line: reported by its message alone. */
+class UsageError extends Error {}
 
 interface Options {
   quick: boolean;
@@ -52,7 +55,7 @@ function parseArgs(argv: string[]): Options {
     const value = (): string => {
       const eq = a.indexOf('=');
       if (eq >= 0) return a.slice(eq + 1);
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      if (i + 1 >= argv.length) throw new UsageError(`${a} needs a value`);
       return argv[++i];
     };
     if (a === '--quick') o.quick = true;
@@ -64,15 +67,15 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--help' || a === '-h') {
       process.stdout.write(fs.readFileSync(__filename, 'utf8').split('*/')[0] + '*/\n');
       process.exit(0);
-    } else throw new Error(`unknown argument '${a}' (try --help)`);
+    } else throw new UsageError(`unknown argument '${a}' (try --help)`);
   }
   if (o.only) {
     const known = new Set(SCENARIOS.map((s) => s.id));
-    for (const id of o.only) if (!known.has(id)) throw new Error(`--only: unknown scenario '${id}' (have: ${[...known].join(', ')})`);
+    for (const id of o.only) if (!known.has(id)) throw new UsageError(`--only: unknown scenario '${id}' (have: ${[...known].join(', ')})`);
   }
   if (o.peers) {
     const known = new Set(PEERS.map((p) => p.name));
-    for (const name of o.peers) if (!known.has(name)) throw new Error(`--peers: unknown peer '${name}' (have: ${[...known].join(', ')})`);
+    for (const name of o.peers) if (!known.has(name)) throw new UsageError(`--peers: unknown peer '${name}' (have: ${[...known].join(', ')})`);
   }
   return o;
 }
@@ -346,6 +349,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  log(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  log(err instanceof UsageError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err));
   process.exit(1);
 });
