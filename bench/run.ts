@@ -329,15 +329,12 @@ async function main(): Promise<void> {
   };
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   const date = new Date().toISOString();
-  const table = resultsTable(cells);
-  const targetTable = targetsTable(targets);
-  process.stdout.write(`\n${table}\n\n${targetTable}\n\n`);
-  process.stdout.write(`${machine.cpu}, ${machine.cores} cores, ${machine.os}, Node ${machine.node}; ${command}; ${date}\n`);
+  const json = { command, date, mode: opts.quick ? 'quick' : 'full', scale, reps: opts.reps, machine, cells, targets, failures };
+  process.stdout.write(`\n${resultsTable(cells)}\n\n${targetsTable(targets)}\n\n${subtitle(json)}\n`);
 
   // Only a full run of every scenario replaces latest.*, the figures the README quotes.
   const name = opts.quick ? 'quick' : opts.only || opts.peers ? 'partial' : 'latest';
   fs.mkdirSync(RESULTS, { recursive: true });
-  const json = { command, date, mode: opts.quick ? 'quick' : 'full', scale, reps: opts.reps, machine, cells, targets, failures };
   fs.writeFileSync(path.join(RESULTS, `${name}.json`), JSON.stringify(json, null, 2) + '\n');
   fs.writeFileSync(path.join(RESULTS, `${name}.svg`), chartSvg(cells, subtitle(json)));
   log(`wrote bench/results/${name}.json and ${name}.svg in ${Math.round((Date.now() - started) / 1000)} s`);
