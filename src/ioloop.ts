@@ -22,6 +22,7 @@
 // way, and each user function runs from here with its errors caught and logged.
 
 import { BACKEND_NAMES, availableBackends, defaultBackend, openBackend, type AnyBackendName, type Backend, type BackendName, type VirtualClock } from './backends';
+import { CallbackQueue, type ChunkPool } from './callbacks';
 import { ERROR, NONE, READ, WRITE } from './constants';
 import { coreLayout, instantiateCore, type CoreExports } from './core';
 import { GuestDriver, PortableDriver, TURN_TIMER, defaultDriver, type Driver, type DriverName } from './drivers';
@@ -141,17 +142,18 @@ export class IOLoop {
   private readonly logger: Logger;
   private readonly timerSlots: number;
 
-  // Callbacks for the next iteration, as pairs: [fn, args (undefined when none), …].
-  // An iteration takes the whole array and leaves an empty one (Tornado's swap of
-  // `_callbacks`), which is what makes it run only the callbacks queued before it.
-  private callbacks: unknown[] = [];
-  private spareCallbacks: unknown[] = [];
-  private batchLeft = 0; // callbacks of the running iteration not yet run
+  // Callbacks for the next iteration. An iteration swaps the two queues and drains
+  // the one it took (Tornado's swap of `_callbacks`): that is what makes it run only
+  // the callbacks queued before it started.
+  private readonly chunkPool: ChunkPool = [];
+  private callbacks = new CallbackQueue(this.chunkPool);
+  private runningCallbacks = new CallbackQueue(this.chunkPool);
   private callbacksRun = 0;
 
   // Timers and handlers: dense arrays indexed by the core's slots.
   private timerFns: (AnyFunction | undefined)[] = [];
-  private timerArgs: (unknown[] | undefined)[] = [];
+  private timerArgc: number[] = [];
+  private timerArg: unknown[] = [];
   private handlerFns: (Handler | undefined)[] = [];
   private handlerObjs: (FdLike | undefined)[] = [];
 
@@ -283,8 +285,8 @@ export class IOLoop {
     const slot = this.core.handler_add(n, events);
     if (slot < 0) throw fdError(-slot, 'addHandler', n);
     if (slot >= this.handlerFns.length) {
-      growDense(this.handlerFns, slot);
-      growDense(this.handlerObjs, slot);
+      growDense(this.handlerFns, slot, undefined);
+      growDense(this.handlerObjs, slot, undefined);
     }
     this.handlerFns[slot] = handler;
     this.handlerObjs[slot] = fd;
@@ -329,8 +331,11 @@ export class IOLoop {
   addCallback(cb: AnyFunction): void {
     if (typeof cb !== 'function') throw new TypeError(`callback must be a function, got ${describe(cb)}`);
     if (this.state === State.Closed) return;
-    // `arguments` rather than a rest parameter: no array at all for the common call with no arguments.
-    this.enqueue(cb, arguments.length > 1 ? Array.prototype.slice.call(arguments, 1) : undefined);
+    // `arguments` rather than a rest parameter: no array at all for calls with no
+    // argument or one (see `invoke`).
+    const argc = arguments.length - 1;
+    this.callbacks.push(cb, argc, argc === 1 ? arguments[1] : argc > 1 ? Array.prototype.slice.call(arguments, 1) : undefined);
+    if (!this.armedSoon && !this.inTurn && this.state === State.Running) this.armSoon();
   }
 
   /** As {@link addCallback}; safe to call from a signal handler (in Node, signal handlers already run on the loop's thread). */
@@ -379,7 +384,8 @@ export class IOLoop {
   callAt(when: number, cb: AnyFunction): Timeout {
     this.checkOpen();
     if (typeof when !== 'number' || when !== when || typeof cb !== 'function') badTimer(when, 'when', cb);
-    return this.schedule(when, cb, arguments.length > 2 ? Array.prototype.slice.call(arguments, 2) : undefined);
+    const argc = arguments.length - 2;
+    return this.schedule(when, cb, argc, argc === 1 ? arguments[2] : argc > 1 ? Array.prototype.slice.call(arguments, 2) : undefined);
   }
 
   /**
@@ -391,7 +397,8 @@ export class IOLoop {
   callLater(delay: number, cb: AnyFunction): Timeout {
     this.checkOpen();
     if (typeof delay !== 'number' || delay !== delay || typeof cb !== 'function') badTimer(delay, 'delay', cb);
-    return this.schedule(this.clock() + delay, cb, arguments.length > 2 ? Array.prototype.slice.call(arguments, 2) : undefined);
+    const argc = arguments.length - 2;
+    return this.schedule(this.clock() + delay, cb, argc, argc === 1 ? arguments[2] : argc > 1 ? Array.prototype.slice.call(arguments, 2) : undefined);
   }
 
   /**
@@ -404,7 +411,8 @@ export class IOLoop {
     this.checkOpen();
     const when = typeof deadline === 'number' ? deadline : this.clock() + durationSeconds(deadline);
     if (typeof when !== 'number' || when !== when || typeof cb !== 'function') badTimer(when, 'deadline', cb);
-    return this.schedule(when, cb, arguments.length > 2 ? Array.prototype.slice.call(arguments, 2) : undefined);
+    const argc = arguments.length - 2;
+    return this.schedule(when, cb, argc, argc === 1 ? arguments[2] : argc > 1 ? Array.prototype.slice.call(arguments, 2) : undefined);
   }
 
   /**
@@ -419,7 +427,7 @@ export class IOLoop {
     if (this.core.timer_stop(timeout) === 1) {
       const slot = timeout % this.timerSlots;
       this.timerFns[slot] = undefined;
-      this.timerArgs[slot] = undefined;
+      this.timerArg[slot] = undefined;
     }
   }
 
@@ -520,11 +528,11 @@ export class IOLoop {
     this.driver.close();
     this.core.loop_close();
     if (currentLoop === this) currentLoop = null;
-    this.callbacks = [];
-    this.spareCallbacks = [];
-    this.batchLeft = 0;
+    this.callbacks = new CallbackQueue([]);
+    this.runningCallbacks = new CallbackQueue([]);
     this.timerFns = [];
-    this.timerArgs = [];
+    this.timerArgc = [];
+    this.timerArg = [];
     this.handlerFns = [];
     this.handlerObjs = [];
   }
@@ -581,7 +589,7 @@ export class IOLoop {
       callbacks: this.callbacksRun,
       timers: core.stat_timers_fired(),
       events: core.stat_events(),
-      pendingCallbacks: this.callbacks.length / 2 + this.batchLeft,
+      pendingCallbacks: this.callbacks.length + this.runningCallbacks.length,
       pendingTimers: core.timer_count(),
       handlers: core.handler_count(),
     };
@@ -617,9 +625,9 @@ export class IOLoop {
 
   private iterate(): void {
     const core = this.core;
-    const batch = this.callbacks;
-    const ndue = core.iteration_begin(this.clock());
-    if (batch.length > 0) this.runCallbacks(batch);
+    // With no timer in the heap nothing can be due, and the clock (tens of ns) is not read.
+    const ndue = core.iteration_begin(core.timer_next_deadline() === Infinity ? -Infinity : this.clock());
+    if (this.callbacks.length > 0) this.runCallbacks();
     if (ndue > 0 && this.state === State.Running) this.runTimers();
     if (this.stopping || this.state !== State.Running) return;
     if (core.handler_count() === 0) {
@@ -632,30 +640,28 @@ export class IOLoop {
     if (n > 0) this.dispatchEvents();
   }
 
-  private runCallbacks(batch: unknown[]): void {
-    this.callbacks = this.spareCallbacks;
-    const n = batch.length;
-    this.batchLeft = n / 2;
-    for (let i = 0; i < n; i += 2) {
-      this.batchLeft--;
-      this.callbacksRun++;
-      this.invoke(batch[i] as AnyFunction, batch[i + 1] as unknown[] | undefined, 'callback');
-      if (this.state !== State.Running) break; // closed: the rest are dropped
-    }
-    this.batchLeft = 0;
-    batch.length = 0;
-    if (this.state !== State.Closed) this.spareCallbacks = batch;
+  private runCallbacks(): void {
+    const batch = this.callbacks;
+    this.callbacks = this.runningCallbacks;
+    this.runningCallbacks = batch;
+    batch.drain(this.runCallback);
   }
+
+  private readonly runCallback = (fn: AnyFunction, argc: number, arg: unknown): boolean => {
+    this.callbacksRun++;
+    this.invoke(fn, argc, arg, 'callback');
+    return this.state === State.Running; // closed: the rest are dropped
+  };
 
   private runTimers(): void {
     const core = this.core;
     let slot: number;
     while ((slot = core.timer_next_due()) >= 0) {
       const fn = this.timerFns[slot]!;
-      const args = this.timerArgs[slot];
+      const arg = this.timerArg[slot];
       this.timerFns[slot] = undefined;
-      this.timerArgs[slot] = undefined;
-      this.invoke(fn, args, 'timeout');
+      this.timerArg[slot] = undefined;
+      this.invoke(fn, this.timerArgc[slot]!, arg, 'timeout');
       if (this.state !== State.Running) return;
     }
   }
@@ -677,9 +683,10 @@ export class IOLoop {
     }
   }
 
-  private invoke(fn: AnyFunction, args: unknown[] | undefined, what: string): void {
+  /** Runs a user function with its arguments: none (argc 0), `arg` itself (argc 1), or the array `arg` (argc > 1). */
+  private invoke(fn: AnyFunction, argc: number, arg: unknown, what: string): void {
     try {
-      const r = args === undefined ? fn() : fn(...args);
+      const r = argc === 0 ? fn() : argc === 1 ? fn(arg) : fn(...(arg as unknown[]));
       if (r != null && typeof (r as PromiseLike<unknown>).then === 'function') (r as PromiseLike<unknown>).then(undefined, this.onCallbackRejection);
     } catch (e) {
       this.logger.error(`Exception in ${what} ${fn.name || '(anonymous)'}:`, e);
@@ -746,23 +753,20 @@ export class IOLoop {
 
   // ---------------------------------------------------------------- helpers
 
-  private enqueue(fn: AnyFunction, args: unknown[] | undefined): void {
-    this.callbacks.push(fn, args);
-    if (!this.armedSoon && !this.inTurn && this.state === State.Running) this.armSoon();
-  }
-
-  private schedule(when: number, fn: AnyFunction, args: unknown[] | undefined): Timeout {
+  private schedule(when: number, fn: AnyFunction, argc: number, arg: unknown): Timeout {
     const handle = this.core.timer_start(when);
     if (handle < 0) {
       throw new RangeError(`too many pending timers: ${this.core.timer_count()} fit in the core's memory (4 GiB of WebAssembly memory)`);
     }
     const slot = handle % this.timerSlots;
     if (slot >= this.timerFns.length) {
-      growDense(this.timerFns, slot);
-      growDense(this.timerArgs, slot);
+      growDense(this.timerFns, slot, undefined);
+      growDense(this.timerArgc, slot, 0);
+      growDense(this.timerArg, slot, undefined);
     }
     this.timerFns[slot] = fn;
-    this.timerArgs[slot] = args;
+    this.timerArgc[slot] = argc;
+    this.timerArg[slot] = arg;
     // A timer added from outside a turn (a promise, a Node callback) may be earlier
     // than the driver's wake-up: move the wake-up.
     if (when < this.armedAt && !this.inTurn && this.state === State.Running) this.armNext();
@@ -823,13 +827,13 @@ function openDriver(name: unknown, backend: Backend, epfd: number, turn: (reason
 }
 
 /**
- * Extends a by-slot array past `slot` with explicit `undefined`s. The core hands
+ * Extends a by-slot array past `slot` with explicit `fill` values. The core hands
  * slots out in any order (freed slots are reused first); writing far past the end
  * of a JS array would make it sparse, and V8 then stores it as a slow dictionary.
  */
-function growDense<T>(array: (T | undefined)[], slot: number): void {
+function growDense<T>(array: T[], slot: number, fill: T): void {
   const target = Math.max(slot + 1, array.length * 2, 1024);
-  while (array.length < target) array.push(undefined);
+  while (array.length < target) array.push(fill);
 }
 
 /** Throws the error for a bad deadline or callback (kept off the fast path of callAt and friends). */

@@ -5,7 +5,7 @@
  * timer. Checked: every timer once, in deadline order, equal deadlines in
  * insertion order.
  */
-import { IOLoop } from '../../../src/index';
+import { IOLoop } from 'wasm-ioloop';
 import { checkTimerRun, SAMPLE_EVERY } from '../../lib/checks';
 import { emit, fail, jobs, main, Span } from '../../lib/measure';
 import { delaysMs } from '../../lib/prng';

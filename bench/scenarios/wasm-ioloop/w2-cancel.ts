@@ -5,7 +5,7 @@
  * figure. A removed timer's callback fails the program if it runs, and the
  * loop's stats() must count only the kept timers as pending.
  */
-import { IOLoop } from '../../../src/index';
+import { IOLoop } from 'wasm-ioloop';
 import { emit, fail, jobs, main, Span } from '../../lib/measure';
 
 const what = 'W2 wasm-ioloop';

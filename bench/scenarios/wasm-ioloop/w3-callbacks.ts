@@ -3,7 +3,7 @@
  * next) or a batch (one callback adds all n). nsPerOp: CPU ns per callback.
  * Each callback checks that it runs in its turn.
  */
-import { IOLoop } from '../../../src/index';
+import { IOLoop } from 'wasm-ioloop';
 import { emit, fail, jobs, main, Span } from '../../lib/measure';
 
 async function run(config: string, n: number): Promise<void> {

@@ -6,7 +6,7 @@
  * loop. Reports round trips per second of wall time; nsPerOp is CPU ns per
  * round trip.
  */
-import { IOLoop, sys } from '../../../src/index';
+import { IOLoop, sys } from 'wasm-ioloop';
 import { emit, fail, jobs, main, Span } from '../../lib/measure';
 import { fillMessage, MESSAGE_SIZE, pairsOf, sameMessage } from '../../lib/pingpong';
 

@@ -6,7 +6,7 @@
  * calls the native shim itself counted in the window (shimEpollWaits: ours
  * only, not libuv's). The window is given in milliseconds as the size argument.
  */
-import { IOLoop } from '../../../src/index';
+import { IOLoop } from 'wasm-ioloop';
 // Not public API: the shim's syscall counters, which exist for bounds like this one.
 import { loadNative } from '../../../src/native';
 import { emit, fail, jobs, main, settle, Span } from '../../lib/measure';
