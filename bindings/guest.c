@@ -47,6 +47,8 @@ struct ioloop_guest {
   ioloop_guest *prev, *next;
 };
 
+static void on_poll(uv_poll_t *h, int status, int events);
+
 /* Marks our wrapped objects, so that an object wrapped by another addon is
  * never taken for a guest. */
 static const napi_type_tag guest_tag = {0x8d3b0f6a2c4e4b71ULL, 0xa5c19e7d03f26b58ULL};
@@ -75,6 +77,20 @@ static void guest_unlink(ioloop_guest *g) {
   g->prev = g->next = NULL;
 }
 
+/* Stopping or closing any uv_poll_t makes libuv take its fd out of the loop's
+ * epoll set (uv__platform_invalidate_fd), even when another poll handle still
+ * watches that fd, and libuv does not put it back on its own. So after `g`
+ * stops or closes, the started guest on the same fd (at most one, see
+ * guestStart) is restarted, which registers the fd again. */
+static void rearm_peer(ioloop_state *st, const ioloop_guest *g) {
+  for (ioloop_guest *other = st->guests; other != NULL; other = other->next) {
+    if (other != g && other->started && other->fd == g->fd && !other->fd_gone) {
+      uv_poll_stop(&other->poll);
+      uv_poll_start(&other->poll, UV_READABLE, on_poll);
+    }
+  }
+}
+
 /* Close both handles and drop the object reference. Idempotent. */
 static void guest_close(ioloop_guest *g) {
   if (g->closed) return;
@@ -89,6 +105,7 @@ static void guest_close(ioloop_guest *g) {
   g->st->closing_handles += 2;
   uv_close((uv_handle_t *)&g->poll, on_handle_closed);
   uv_close((uv_handle_t *)&g->timer, on_handle_closed);
+  rearm_peer(g->st, g);
 }
 
 static void guest_finalize(napi_env env, void *data, void *hint) {
@@ -280,12 +297,16 @@ static napi_value guest_arm_js(napi_env env, napi_callback_info info) {
 }
 
 static void guest_stop(ioloop_guest *g) {
-  uv_poll_stop(&g->poll);
   uv_timer_stop(&g->timer);
   uv_unref((uv_handle_t *)&g->poll);
   uv_unref((uv_handle_t *)&g->timer);
-  if (g->started && g->self != NULL) napi_reference_unref(g->env, g->self, NULL);
+  if (!g->started) return;
+  /* Only a started poll is stopped: stopping an idle one would still take the
+   * fd out of libuv's epoll set (see rearm_peer). */
+  uv_poll_stop(&g->poll);
+  if (g->self != NULL) napi_reference_unref(g->env, g->self, NULL);
   g->started = false;
+  rearm_peer(g->st, g);
 }
 
 /* guestStop(g): stop watching and the timer; a stopped guest never keeps Node
@@ -314,12 +335,10 @@ void ioloop_guest_close_all(ioloop_state *st) {
 }
 
 void ioloop_guest_forget_fd(ioloop_state *st, int fd) {
-  for (ioloop_guest *g = st->guests; g != NULL; g = g->next) {
-    if (g->fd == fd) {
-      if (g->started) guest_stop(g);
-      g->fd_gone = true;
-    }
-  }
+  for (ioloop_guest *g = st->guests; g != NULL; g = g->next)
+    if (g->fd == fd) g->fd_gone = true;
+  for (ioloop_guest *g = st->guests; g != NULL; g = g->next)
+    if (g->fd == fd) guest_stop(g);
 }
 
 const ioloop_export ioloop_guest_exports[] = {

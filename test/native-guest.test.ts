@@ -225,6 +225,66 @@ suite('native guest driver', () => {
     }
   });
 
+  test('closing_or_stopping_an_idle_guest_on_the_same_fd_keeps_the_started_one_turning', async () => {
+    // libuv drops the fd from its epoll set when any poll handle on it stops or
+    // closes; the started guest must be registered again.
+    const f = fixture();
+    const idle = native.guestOpen(f.ep, () => {});
+    const stoppedIdle = native.guestOpen(f.ep, () => {});
+    const other = native.guestOpen(f.ep, () => {});
+    native.guestStart(f.guest);
+    // One turn first, so that libuv has really added the fd to its epoll set.
+    let turn = f.nextTurn();
+    native.write(f.pipe[1], Buffer.from('x'));
+    expect(await turn).toBe(1);
+    f.drain();
+    native.guestStop(stoppedIdle);
+    native.guestClose(idle);
+    turn = f.nextTurn();
+    native.write(f.pipe[1], Buffer.from('x'));
+    expect(await Promise.race([turn, sleep(2000).then(() => 'no turn')])).toBe(1);
+    f.drain();
+    native.guestClose(stoppedIdle);
+    // Hand over: stop the first, start the other, close the first.
+    native.guestStop(f.guest);
+    const otherTurn = new Promise<number>((resolve) => {
+      native.guestClose(other);
+      const handover = native.guestOpen(f.ep, (reason) => {
+        native.guestStop(handover);
+        native.guestClose(handover);
+        resolve(reason);
+      });
+      native.guestStart(handover);
+      native.guestClose(f.guest);
+      native.write(f.pipe[1], Buffer.from('y'));
+    });
+    expect(await otherTurn).toBe(1);
+  });
+
+  test('a_collected_idle_guest_on_the_same_fd_does_not_silence_the_started_one', () => {
+    const r = runChild(
+      `
+      const ep = native.epollCreate();
+      const [rd, wr] = native.pipe();
+      native.epollCtl(ep, native.layout.CTL_ADD, rd, native.layout.EV_READ, 1);
+      for (let i = 0; i < 20; i++) native.guestOpen(ep, () => {});
+      const g = native.guestOpen(ep, () => {
+        console.log('turn');
+        native.guestClose(g);
+        for (const fd of [rd, wr, ep]) native.close(fd);
+      });
+      native.guestStart(g);
+      setImmediate(() => {
+        globalThis.gc();
+        setTimeout(() => native.write(wr, Buffer.from('x')), 20);
+      });
+      setTimeout(() => { console.log('no turn'); process.exit(3); }, 3000).unref();
+    `,
+      ['--expose-gc'],
+    );
+    expect(r).toMatchObject({ status: 0, signal: null, stdout: 'turn\n' });
+  });
+
   test('arming_for_infinity_or_a_huge_timeout_never_fires', async () => {
     const f = fixture();
     native.guestStart(f.guest);
