@@ -141,6 +141,7 @@ export class IOLoop {
   private readonly virtualClock: VirtualClock | null;
   private readonly logger: Logger;
   private readonly timerSlots: number;
+  private readonly maxPollTimeout: number;
 
   // Callbacks for the next iteration. An iteration swaps the two queues and drains
   // the one it took (Tornado's swap of `_callbacks`): that is what makes it run only
@@ -205,7 +206,9 @@ export class IOLoop {
     if (rc < 0) throw new SysError(-rc, 'epoll_create');
     this.core = core;
     this.backend = backend;
-    this.timerSlots = coreLayout(core).TIMER_SLOTS;
+    const layout = coreLayout(core);
+    this.timerSlots = layout.TIMER_SLOTS;
+    this.maxPollTimeout = layout.MAX_POLL_TIMEOUT;
     this.virtualClock = backend.clock;
     this.clock = backend.clock?.time ?? opts.time ?? monotonic;
 
@@ -706,26 +709,42 @@ export class IOLoop {
     this.logger.error('Exception in I/O handler:', e);
   }
 
-  /** Arranges the next turn: now if callbacks are pending, else at the next deadline or on I/O. */
-  private armNext(): void {
+  /**
+   * Arranges the next turn: as soon as the host comes round if callbacks are
+   * pending, else at the next deadline (at most MAX_POLL_TIMEOUT away), else only
+   * on I/O. Skips the driver when it is already armed that way. `fromTurn` is false
+   * when a timer added between turns calls it: the fake clock only jumps in a turn.
+   */
+  private armNext(fromTurn = true): void {
     const core = this.core;
+    if (this.callbacks.length > 0) {
+      if (!this.armedSoon) this.armSoon();
+      return;
+    }
+    const next = core.timer_next_deadline();
+    if (next === Infinity) {
+      if (this.armedAt !== Infinity) {
+        this.armedAt = Infinity;
+        this.driver.arm(-1);
+      }
+      return;
+    }
+    if (next === this.armedAt) return;
+    if (this.virtualClock !== null) {
+      // The fake clock: when the last poll found nothing ready, skip to the deadline.
+      if (fromTurn && this.lastPollCount === 0) this.virtualClock.advance(core.poll_timeout(this.clock(), 0));
+      if (!this.armedSoon) this.armSoon();
+      return;
+    }
     const now = this.clock();
-    let wait = core.poll_timeout(now, this.callbacks.length);
-    const hasDeadline = core.timer_next_deadline() !== Infinity;
-    if (wait > 0 && hasDeadline && this.virtualClock !== null && this.lastPollCount === 0) {
-      this.virtualClock.advance(wait); // the fake clock: nothing is ready, so skip to the deadline
-      wait = 0;
-    }
+    const wait = core.poll_timeout(now, 0);
     if (wait === 0) {
-      this.armSoon();
-    } else if (!hasDeadline) {
-      this.armedAt = Infinity;
-      this.driver.arm(-1);
-    } else {
-      // Round up: a wake-up before the deadline would only find nothing due and wait again.
-      this.armedAt = now + wait;
-      this.driver.arm(Math.ceil(wait * 1000));
+      if (!this.armedSoon) this.armSoon();
+      return;
     }
+    // Round up: a wake-up before the deadline would only find nothing due and wait again.
+    this.armedAt = wait < this.maxPollTimeout ? next : now + wait;
+    this.driver.arm(Math.ceil(wait * 1000));
   }
 
   private armSoon(): void {
@@ -769,7 +788,7 @@ export class IOLoop {
     this.timerArg[slot] = arg;
     // A timer added from outside a turn (a promise, a Node callback) may be earlier
     // than the driver's wake-up: move the wake-up.
-    if (when < this.armedAt && !this.inTurn && this.state === State.Running) this.armNext();
+    if (when < this.armedAt && !this.inTurn && this.state === State.Running) this.armNext(false);
     return handle;
   }
 
