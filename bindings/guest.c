@@ -21,6 +21,10 @@
  *     the fd and close() stops any guest of its environment that watches the
  *     fd being closed. Closing the epoll fd any other way while a guest watches
  *     it is misuse that this file cannot see.
+ *   - At most one guest per epoll fd is started at a time (libuv delivers an
+ *     fd's events to one handle). Other guests may be open on the same fd;
+ *     when one of them stops or closes, the started one is registered again
+ *     (see rearm_peer).
  */
 #define _GNU_SOURCE
 #include "addon.h"
