@@ -41,6 +41,7 @@ struct ioloop_guest {
   uv_poll_t poll;
   uv_timer_t timer;
   napi_ref self; /* weak while stopped, strong while started */
+  napi_ref turn; /* weak: onTurn, which the object itself holds */
   napi_async_context async_context;
   int fd;
   bool closed;
@@ -105,6 +106,10 @@ static void guest_close(ioloop_guest *g) {
     napi_delete_reference(g->env, g->self);
     g->self = NULL;
   }
+  if (g->turn != NULL) {
+    napi_delete_reference(g->env, g->turn);
+    g->turn = NULL;
+  }
   g->handles_open = 2;
   g->st->closing_handles += 2;
   uv_close((uv_handle_t *)&g->poll, on_handle_closed);
@@ -126,8 +131,11 @@ static void guest_turn(ioloop_guest *g, int reason) {
   napi_handle_scope scope;
   if (g->closed || napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value self = NULL, fn, arg, result;
+  /* onTurn through a weak reference rather than a property lookup: a lookup by
+   * name costs more than the rest of this function on every turn. */
+  fn = NULL;
   if (napi_get_reference_value(env, g->self, &self) == napi_ok && self != NULL &&
-      napi_get_named_property(env, self, "onTurn", &fn) == napi_ok &&
+      napi_get_reference_value(env, g->turn, &fn) == napi_ok && fn != NULL &&
       napi_create_int32(env, reason, &arg) == napi_ok) {
     napi_status s = napi_make_callback(env, g->async_context, self, fn, 1, &arg, &result);
     /* napi_pending_exception also means "cannot call into JS" (an environment
@@ -229,7 +237,8 @@ static napi_value guest_open_js(napi_env env, napi_callback_info info) {
     return NULL;
   }
   g->wrapped = true;
-  if (napi_create_reference(env, obj, 0, &g->self) != napi_ok) {
+  if (napi_create_reference(env, obj, 0, &g->self) != napi_ok ||
+      napi_create_reference(env, argv[1], 0, &g->turn) != napi_ok) {
     guest_close(g); /* the finalizer frees it */
     ioloop_throw(env, false, NULL, "%s: cannot reference the guest object", fn);
     return NULL;
