@@ -1,4 +1,4 @@
-// The loop's callback queue: a FIFO of (fn, argc, arg) triples stored in fixed-size
+// The loop's callback queue: a FIFO of (fn, arg) pairs (see args.ts) stored in fixed-size
 // chunks. Chunks never grow or move, so adding a million callbacks costs no array
 // copies and no large-object allocations (a single growing array cost 5–10× more
 // per callback here); drained chunks go back to a small pool for reuse.
@@ -6,12 +6,12 @@
 // Invariants
 // - `chunks` is never empty; every chunk but the last is full (CHUNK entries);
 //   the last holds `lastLength` entries.
-// - `length` is the number of triples held.
+// - `length` is the number of pairs held.
 // - Entries of pooled chunks and past `lastLength` are undefined, so a drained
 //   callback is never kept alive by the queue.
 
-/** Entries per chunk: 1024 callbacks of three entries each. */
-const CHUNK = 3 * 1024;
+/** Entries per chunk: 1024 callbacks of two entries each. */
+const CHUNK = 2 * 1024;
 /** Chunks kept for reuse by a queue and its twin; more are left to the GC. */
 const POOL_LIMIT = 16;
 
@@ -33,8 +33,8 @@ export class CallbackQueue {
     this.chunks = [this.last];
   }
 
-  /** Appends `fn` with its arguments: none (argc 0), `arg` itself (argc 1) or the array `arg` (argc > 1). */
-  push(fn: Fn, argc: number, arg: unknown): void {
+  /** Appends `fn` with its packed arguments (see args.ts). */
+  push(fn: Fn, arg: unknown): void {
     let chunk = this.last;
     let n = this.lastLength;
     if (n === CHUNK) {
@@ -43,31 +43,30 @@ export class CallbackQueue {
       n = 0;
     }
     chunk[n] = fn;
-    chunk[n + 1] = argc;
-    chunk[n + 2] = arg;
-    this.lastLength = n + 3;
+    chunk[n + 1] = arg;
+    this.lastLength = n + 2;
     this.length++;
   }
 
   /**
-   * Calls `run(fn, argc, arg)` for each callback in order, removing it first; stops
+   * Calls `run(fn, arg)` for each callback in order, removing it first; stops
    * early when `run` returns false, dropping the rest. Leaves the queue empty.
    */
-  drain(run: (fn: Fn, argc: number, arg: unknown) => boolean): void {
+  drain(run: (fn: Fn, arg: unknown) => boolean): void {
     const chunks = this.chunks;
     const lastIndex = chunks.length - 1;
     let going = true;
     for (let c = 0; c <= lastIndex; c++) {
       const chunk = chunks[c]!;
       const end = c === lastIndex ? this.lastLength : CHUNK;
-      for (let i = 0; i < end; i += 3) {
+      for (let i = 0; i < end; i += 2) {
         const fn = chunk[i] as Fn;
-        const arg = chunk[i + 2];
+        const arg = chunk[i + 1];
         chunk[i] = undefined;
-        chunk[i + 2] = undefined;
+        chunk[i + 1] = undefined;
         if (going) {
           this.length--;
-          going = run(fn, chunk[i + 1] as number, arg);
+          going = run(fn, arg);
         }
       }
       if (c < lastIndex && this.pool.length < POOL_LIMIT) this.pool.push(chunk);

@@ -191,8 +191,12 @@ test('arguments given with a callback or timer are passed to it', async () => {
   const loop = newLoop({ backend: 'fake' });
   const got: unknown[][] = [];
   loop.addCallback((a: number, b: string) => got.push([a, b]), 1, 'x');
+  loop.addCallback((...a: unknown[]) => got.push(a));
+  loop.addCallback((a: unknown) => got.push([a]), [1, 2]); // one argument that is an array
+  loop.addCallback((a: unknown) => got.push([a]), undefined);
   loop.callLater(1, (c: boolean) => got.push([c]), true);
+  loop.callLater(1.5, (a: number, b: number, c: number) => got.push([a, b, c]), 1, 2, 3);
   loop.callAt(2, () => loop.stop());
   await loop.start();
-  expect(got).toEqual([[1, 'x'], [true]]);
+  expect(got).toEqual([[1, 'x'], [], [[1, 2]], [undefined], [true], [1, 2, 3]]);
 });

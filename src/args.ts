@@ -1,0 +1,29 @@
+// How the loop keeps a callback's arguments without an array per call: one value,
+// `arg`, beside the function. Most callbacks and timers get no argument or one.
+//
+//   no argument     arg is NO_ARG
+//   one argument    arg is that value (whatever it is, an array included)
+//   two or more     arg is a SpreadArgs holding them
+
+/** Stands for "called with no arguments". */
+export const NO_ARG: unique symbol = Symbol('no argument');
+
+/** The arguments of a call that has two or more. */
+export class SpreadArgs {
+  constructor(readonly args: unknown[]) {}
+}
+
+/** Packs `args[from..]` (an `arguments` object or array). */
+export function packArgs(args: ArrayLike<unknown>, from: number): unknown {
+  const n = args.length - from;
+  if (n === 0) return NO_ARG;
+  if (n === 1) return args[from];
+  return new SpreadArgs(Array.prototype.slice.call(args, from));
+}
+
+/** Calls `fn` with packed arguments. */
+export function callPacked(fn: (...args: any[]) => unknown, arg: unknown): unknown {
+  if (arg === NO_ARG) return fn();
+  if (arg instanceof SpreadArgs) return fn(...arg.args);
+  return fn(arg);
+}
