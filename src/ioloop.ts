@@ -818,6 +818,9 @@ function chooseBackend(requested: unknown, driver: DriverName): AnyBackendName {
   if (!BACKEND_NAMES.includes(requested as BackendName)) {
     throw new TypeError(`options.backend must be one of ${BACKEND_NAMES.join(', ')}; got ${describe(requested)}`);
   }
+  if (requested === 'epoll' && loadNative() === null) {
+    throw new Error(`backend 'epoll' needs the native shim, which is not available; available backends: ${availableBackends().join(', ')}`);
+  }
   if (driver === 'portable' && requested !== 'fake') {
     throw new Error(`driver 'portable' watches no fds: it works with backend 'fake' (or none given), not '${String(requested)}'`);
   }
