@@ -13,12 +13,14 @@ export class SpreadArgs {
   constructor(readonly args: unknown[]) {}
 }
 
-/** Packs `args[from..]` (an `arguments` object or array). */
-export function packArgs(args: ArrayLike<unknown>, from: number): unknown {
-  const n = args.length - from;
-  if (n === 0) return NO_ARG;
-  if (n === 1) return args[from];
-  return new SpreadArgs(Array.prototype.slice.call(args, from));
+/**
+ * Packs a call's arguments. Callers handle none and one themselves, reading
+ * `arguments` in place: handing `arguments` to another function makes V8 allocate it.
+ */
+export function packArgs(args: unknown[]): unknown {
+  if (args.length === 0) return NO_ARG;
+  if (args.length === 1) return args[0];
+  return new SpreadArgs(args);
 }
 
 /** Calls `fn` with packed arguments. */

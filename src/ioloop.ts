@@ -22,7 +22,7 @@
 // way, and each user function runs from here with its errors caught and logged.
 
 import { BACKEND_NAMES, availableBackends, defaultBackend, openBackend, type AnyBackendName, type Backend, type BackendName, type VirtualClock } from './backends';
-import { callPacked, packArgs } from './args';
+import { NO_ARG, callPacked, packArgs } from './args';
 import { CallbackQueue, type ChunkPool } from './callbacks';
 import { ERROR, NONE, READ, WRITE } from './constants';
 import { coreLayout, instantiateCore, type CoreExports } from './core';
@@ -92,6 +92,7 @@ const enum State {
 }
 
 const CLOSED_MESSAGE = 'IOLoop is closed';
+const STOPPED_BEFORE_SETTLED = 'IOLoop stopped before the function passed to run() settled';
 // Iterations one host turn may run while callbacks are pending. A chain of callbacks
 // then costs one host turn per 128 links instead of one per link; promise
 // continuations and Node's own callbacks wait at most that many iterations.
@@ -336,7 +337,9 @@ export class IOLoop {
     if (this.state === State.Closed) return;
     // `arguments` rather than a rest parameter: no array at all for calls with no
     // argument or one (see `invoke`).
-    this.callbacks.push(cb, packArgs(arguments, 1));
+    // Passing `arguments` on would make V8 allocate it; reading it here does not.
+    const n = arguments.length;
+    this.callbacks.push(cb, n === 1 ? NO_ARG : n === 2 ? arguments[1] : packArgs(Array.prototype.slice.call(arguments, 1)));
     if (!this.armedSoon && !this.inTurn && this.state === State.Running) this.armSoon();
   }
 
@@ -386,7 +389,8 @@ export class IOLoop {
   callAt(when: number, cb: AnyFunction): Timeout {
     this.checkOpen();
     if (typeof when !== 'number' || when !== when || typeof cb !== 'function') badTimer(when, 'when', cb);
-    return this.schedule(when, cb, packArgs(arguments, 2));
+    const n = arguments.length;
+    return this.schedule(when, cb, n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2)));
   }
 
   /**
@@ -398,7 +402,8 @@ export class IOLoop {
   callLater(delay: number, cb: AnyFunction): Timeout {
     this.checkOpen();
     if (typeof delay !== 'number' || delay !== delay || typeof cb !== 'function') badTimer(delay, 'delay', cb);
-    return this.schedule(this.clock() + delay, cb, packArgs(arguments, 2));
+    const n = arguments.length;
+    return this.schedule(this.clock() + delay, cb, n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2)));
   }
 
   /**
@@ -411,7 +416,8 @@ export class IOLoop {
     this.checkOpen();
     const when = typeof deadline === 'number' ? deadline : this.clock() + durationSeconds(deadline);
     if (typeof when !== 'number' || when !== when || typeof cb !== 'function') badTimer(when, 'deadline', cb);
-    return this.schedule(when, cb, packArgs(arguments, 2));
+    const n = arguments.length;
+    return this.schedule(when, cb, n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2)));
   }
 
   /**
@@ -483,6 +489,11 @@ export class IOLoop {
     const timeout = opts?.timeout;
     if (timeout !== undefined) checkNumber(timeout, 'opts.timeout');
     if (this.state === State.Running) return Promise.reject(new Error('IOLoop is already running'));
+    if (this.stopRequested) {
+      // The pending stop() ends this run before `fn` could run: don't leave it queued.
+      this.stopRequested = false;
+      return Promise.reject(new Error(STOPPED_BEFORE_SETTLED));
+    }
 
     let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
     const finish = (result: NonNullable<typeof outcome>): void => {
@@ -506,7 +517,7 @@ export class IOLoop {
         : this.callLater(timeout, () => finish({ ok: false, error: new TimeoutError(`Operation timed out after ${timeout} seconds`) }));
     return this.start().then(() => {
       if (timer !== undefined && this.state !== State.Closed) this.removeTimeout(timer);
-      if (outcome === undefined) throw new Error('IOLoop stopped before the function passed to run() settled');
+      if (outcome === undefined) throw new Error(STOPPED_BEFORE_SETTLED);
       if (!outcome.ok) throw outcome.error;
       return outcome.value;
     });

@@ -130,6 +130,20 @@ describe('run()', () => {
     await expect(result).rejects.toThrow(/stopped before/);
   });
 
+  test('a stop() before run() makes it reject without calling fn', async () => {
+    const loop = newLoop();
+    let called = false;
+    loop.stop();
+    await expect(
+      loop.run(() => {
+        called = true;
+      }),
+    ).rejects.toThrow(/stopped before/);
+    expect(called).toBe(false);
+    expect(loop.stats()).toMatchObject({ pendingCallbacks: 0, pendingTimers: 0 });
+    await expect(loop.run(() => 'next run works')).resolves.toBe('next run works');
+  });
+
   test('its timeout rejects with TimeoutError("Operation timed out after N seconds")', async () => {
     const loop = newLoop();
     const err = await loop.run(() => new Promise(() => {}), { timeout: 0.02 }).catch((e: unknown) => e);
