@@ -781,7 +781,10 @@ export class IOLoop {
   private schedule(when: number, fn: AnyFunction, arg: unknown): Timeout {
     const handle = this.core.timer_start(when);
     if (handle < 0) {
-      throw new RangeError(`too many pending timers: ${this.core.timer_count()} fit in the core's memory (4 GiB of WebAssembly memory)`);
+      throw new RangeError(
+        `too many pending timers: ${this.core.timer_count()} are pending, and the core has no room for another ` +
+          `(at most ${this.timerSlots}, fewer when its WebAssembly memory is full)`,
+      );
     }
     const slot = handle % this.timerSlots;
     if (slot >= this.timerFns.length) {

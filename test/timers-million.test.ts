@@ -43,3 +43,29 @@ test('1,000,000 timers fire in (deadline, insertion) order with no trap', async 
   expect(outOfOrder).toBe(0);
   expect(loop.stats()).toMatchObject({ timers: N + 1, pendingTimers: 0 });
 });
+
+test('past the memory limit callLater throws a clear RangeError, and the loop keeps working', async () => {
+  const loop = newLoop({ backend: 'fake' });
+  // The core's test hook lowers its memory cap, so the limit is reached without gigabytes.
+  const core = (loop as unknown as { core: { memory_limit(pages: number): number } }).core;
+  core.memory_limit(64); // 4 MiB
+  const handles: unknown[] = [];
+  let error: unknown;
+  try {
+    for (let i = 0; i < 10_000_000; i++) handles.push(loop.callLater(1 + (i % 7), () => {}));
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(RangeError);
+  expect((error as Error).message).toMatch(/^too many pending timers: \d+ are pending, and the core has no room for another/);
+  expect(loop.stats().pendingTimers).toBe(handles.length);
+  // Removing two makes room for two: one more timer and the one that stops the loop.
+  loop.removeTimeout(handles.pop());
+  loop.removeTimeout(handles.pop());
+  let fired = 0;
+  handles.push(loop.callLater(0.5, () => fired++));
+  loop.callLater(8, () => loop.stop());
+  await loop.start();
+  expect(loop.stats().timers).toBe(handles.length + 1);
+  expect(fired).toBe(1);
+});
