@@ -93,9 +93,10 @@ const enum State {
 
 const CLOSED_MESSAGE = 'IOLoop is closed';
 const STOPPED_BEFORE_SETTLED = 'IOLoop stopped before the function passed to run() settled';
-// Iterations one host turn may run while callbacks are pending. A chain of callbacks
-// then costs one host turn per 128 links instead of one per link; promise
-// continuations and Node's own callbacks wait at most that many iterations.
+// Iterations one host turn may run while work keeps coming. A chain of callbacks
+// then costs one host turn per 128 links instead of one per link, and a ping-pong
+// over a socketpair one per 128 messages; promise continuations and Node's own
+// callbacks wait at most that many iterations.
 const TURN_ITERATIONS = 128;
 
 let currentLoop: IOLoop | null = null;
@@ -615,12 +616,14 @@ export class IOLoop {
     let failed = false;
     let failure: unknown;
     try {
-      // While callbacks keep coming, run up to TURN_ITERATIONS iterations in this one
-      // host turn: each is a full iteration (its poll included), but the host's own
-      // turn (and its microtask checkpoint) is paid once per batch, not per callback.
+      // While there is work — callbacks pending, or the last poll found fds ready (so
+      // more may be ready now: a handler's write makes its peer readable at once) —
+      // run up to TURN_ITERATIONS iterations in this one host turn. Each is a full
+      // iteration, poll included; the host's own turn (its poll, and its microtask
+      // checkpoint) is paid once per batch instead of once per iteration.
       let budget = TURN_ITERATIONS;
       do this.iterate();
-      while (--budget > 0 && this.callbacks.length > 0 && !this.stopping && this.state === State.Running);
+      while (--budget > 0 && (this.callbacks.length > 0 || this.lastPollCount > 0) && !this.stopping && this.state === State.Running);
     } catch (e) {
       failed = true;
       failure = e;
