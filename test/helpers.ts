@@ -32,6 +32,21 @@ export function openFds(): string[] {
   return out.sort();
 }
 
+/** The number of fds this process has open. */
+export function fdCount(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+/** Waits for the descriptors jest itself opens at startup to settle, so that a per-test count sees only the test's own. */
+export async function settleFds(): Promise<void> {
+  for (let i = 0, last = -1; i < 40; i++) {
+    const now = fdCount();
+    if (now === last) return;
+    last = now;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 /** The entries of `after` that `before` does not have (as a multiset). */
 export function newFds(before: string[], after: string[]): string[] {
   const left = new Map<string, number>();

@@ -6,26 +6,11 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { requireNative, type GuestHandle, type NativeShim } from '../src/native';
+import { requireNative, type GuestHandle } from '../src/native';
+import { fdCount, settleFds } from './helpers';
 
-const skip = process.env.WASM_IOLOOP_NO_NATIVE === '1';
-const suite = skip ? describe.skip : describe;
-const native = skip ? (undefined as unknown as NativeShim) : requireNative('test/native-guest');
+const native = requireNative('test/native-guest');
 const ADDON = path.join(__dirname, '..', 'build', 'Release', 'wasm_ioloop.node');
-
-function fdCount(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
-
-/** Waits for the descriptors jest itself opens at startup to settle, so that the per-test comparison sees only ours. */
-async function settleFds(): Promise<void> {
-  for (let i = 0, last = -1; i < 40; i++) {
-    const now = fdCount();
-    if (now === last) return;
-    last = now;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 function runChild(body: string, args: string[] = []): { status: number | null; signal: string | null; stdout: string; stderr: string; ms: number } {
   const script = `const native = require(${JSON.stringify(ADDON)});\n${body}`;
@@ -78,7 +63,7 @@ class Fixture {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-suite('native guest driver', () => {
+describe('native guest driver', () => {
   let fdsBefore = 0;
   let fixtures: Fixture[] = [];
   function fixture(): Fixture {

@@ -5,8 +5,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as NativeModule from '../src/native';
 
-const skip = process.env.WASM_IOLOOP_NO_NATIVE === '1';
-const suite = skip ? describe.skip : describe;
 
 /** A fresh copy of src/native.ts (its cache empty) whose calls see `env` applied to process.env. */
 function freshLoader(env: Record<string, string | undefined>): typeof NativeModule {
@@ -47,7 +45,7 @@ function assemblyLayout(): Record<string, number> {
   return out;
 }
 
-suite('native shim loader and layout', () => {
+describe('native shim loader and layout', () => {
   test('load_native_returns_the_same_cached_shim_every_time', () => {
     const loader = freshLoader({ WASM_IOLOOP_NO_NATIVE: undefined });
     const a = loader.loadNative();

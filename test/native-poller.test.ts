@@ -3,26 +3,11 @@
 // and the eventfd waker. Every test closes what it opens; afterEach proves it.
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
-import { requireNative, type NativeShim } from '../src/native';
+import { requireNative } from '../src/native';
+import { fdCount, settleFds } from './helpers';
 
-const skip = process.env.WASM_IOLOOP_NO_NATIVE === '1';
-const suite = skip ? describe.skip : describe;
-const native = skip ? (undefined as unknown as NativeShim) : requireNative('test/native-poller');
+const native = requireNative('test/native-poller');
 const E = constants.errno;
-
-function fdCount(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
-
-/** Waits for the descriptors jest itself opens at startup to settle, so that the per-test comparison sees only ours. */
-async function settleFds(): Promise<void> {
-  for (let i = 0, last = -1; i < 40; i++) {
-    const now = fdCount();
-    if (now === last) return;
-    last = now;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** Records fds for afterEach to close. */
 let toClose: number[] = [];
@@ -70,10 +55,8 @@ function records(buf: ArrayBuffer, offset: number, count: number): Array<[number
   return out;
 }
 
-suite('native poller', () => {
-  const { CTL_ADD, CTL_DEL, CTL_MOD, EV_READ, EV_WRITE, EV_ERROR, WAKER_TOKEN } = skip
-    ? ({} as NativeShim['layout'])
-    : native.layout;
+describe('native poller', () => {
+  const { CTL_ADD, CTL_DEL, CTL_MOD, EV_READ, EV_WRITE, EV_ERROR, WAKER_TOKEN } = native.layout;
   let fdsBefore = 0;
 
   beforeAll(settleFds);

@@ -5,27 +5,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import * as path from 'node:path';
-import { requireNative, type NativeShim } from '../src/native';
+import { requireNative } from '../src/native';
+import { fdCount, settleFds } from './helpers';
 
-const skip = process.env.WASM_IOLOOP_NO_NATIVE === '1';
-const suite = skip ? describe.skip : describe;
-const native = skip ? (undefined as unknown as NativeShim) : requireNative('test/native-sys');
+const native = requireNative('test/native-sys');
 const E = constants.errno;
 const ADDON = path.join(__dirname, '..', 'build', 'Release', 'wasm_ioloop.node');
-
-function fdCount(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
-
-/** Waits for the descriptors jest itself opens at startup to settle, so that the per-test comparison sees only ours. */
-async function settleFds(): Promise<void> {
-  for (let i = 0, last = -1; i < 40; i++) {
-    const now = fdCount();
-    if (now === last) return;
-    last = now;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 let toClose: number[] = [];
 function track(fd: number): number {
@@ -65,7 +50,7 @@ function runChild(body: string): { status: number | null; signal: NodeJS.Signals
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
-suite('native sys calls', () => {
+describe('native sys calls', () => {
   let fdsBefore = 0;
   beforeAll(settleFds);
   beforeEach(() => {

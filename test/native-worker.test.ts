@@ -5,26 +5,11 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { requireNative, type NativeShim } from '../src/native';
+import { requireNative } from '../src/native';
+import { fdCount, settleFds } from './helpers';
 
-const skip = process.env.WASM_IOLOOP_NO_NATIVE === '1';
-const suite = skip ? describe.skip : describe;
-const native = skip ? (undefined as unknown as NativeShim) : requireNative('test/native-worker');
+const native = requireNative('test/native-worker');
 const ADDON = path.join(__dirname, '..', 'build', 'Release', 'wasm_ioloop.node');
-
-function fdCount(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
-
-/** Waits for the descriptors jest itself opens at startup to settle, so that the per-test comparison sees only ours. */
-async function settleFds(): Promise<void> {
-  for (let i = 0, last = -1; i < 40; i++) {
-    const now = fdCount();
-    if (now === last) return;
-    last = now;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** Starts a worker running `body` with `native` loaded; resolves with its messages and exit code. */
 async function runWorker(body: string, workerData?: unknown, onStart?: (w: Worker) => void): Promise<{ messages: unknown[]; code: number }> {
@@ -44,7 +29,7 @@ async function runWorker(body: string, workerData?: unknown, onStart?: (w: Worke
   return { messages, code: exitCode };
 }
 
-suite('native shim in worker threads', () => {
+describe('native shim in worker threads', () => {
   let fdsBefore = 0;
   beforeAll(settleFds);
   beforeEach(() => {
