@@ -20,6 +20,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import type { CoreLayout } from './core';
 
 /**
  * The constants and record layout shared with the WebAssembly core (from
@@ -27,20 +28,15 @@ import * as path from 'path';
  * operating system's own EPOLL and POLL values beside them, so a test can check
  * the two against each other. The object is frozen.
  */
-export interface NativeLayout {
-  readonly EV_NONE: number;
-  readonly EV_READ: number;
-  readonly EV_WRITE: number;
-  readonly EV_ERROR: number;
-  /** Bytes in one ready record: u32 token, u32 events, little-endian. */
-  readonly EVENT_SIZE: number;
-  readonly EVENT_TOKEN_OFFSET: number;
-  readonly EVENT_EVENTS_OFFSET: number;
-  readonly HANDLER_SLOT_BITS: number;
-  readonly WAKER_TOKEN: number;
-  readonly CTL_ADD: number;
-  readonly CTL_DEL: number;
-  readonly CTL_MOD: number;
+export interface NativeLayout
+  extends Pick<
+    CoreLayout,
+    | 'EV_NONE' | 'EV_READ' | 'EV_WRITE' | 'EV_ERROR'
+    | 'EVENT_SIZE' | 'EVENT_TOKEN_OFFSET' | 'EVENT_EVENTS_OFFSET'
+    | 'HANDLER_SLOT_BITS' | 'WAKER_TOKEN'
+    | 'CTL_ADD' | 'CTL_DEL' | 'CTL_MOD'
+  > {
+  /** The operating system's own values, from <sys/epoll.h> and <poll.h>. */
   readonly EPOLLIN: number;
   readonly EPOLLOUT: number;
   readonly EPOLLERR: number;
