@@ -423,7 +423,8 @@ export class IOLoop {
 
   /**
    * Cancels a timer. Safe on handles that have fired, were removed, or are stale;
-   * `undefined` and `null` are ignored.
+   * `undefined` and `null` are ignored. A handle belongs to the loop that made it:
+   * pass it to no other loop.
    * @throws TypeError for a value that was never a timer handle (not a number).
    */
   removeTimeout(timeout: Timeout): void {
