@@ -193,6 +193,63 @@ static napi_value write_js(napi_env env, napi_callback_info info) {
   return ioloop_double(env, r < 0 ? (double)-errno : (double)r);
 }
 
+/* Sets up a fresh socket for one resolved address: 0, or -errno. */
+typedef int (*socket_setup)(int fd, const struct addrinfo *ai, const void *ctx);
+
+/* Resolves host:port and tries each address in turn with a new nonblocking,
+ * close-on-exec socket handed to `setup`. Returns the first socket whose setup
+ * succeeds; else the last -errno (or the resolver's negative code). */
+static int open_first(const char *host, int port, bool passive, socket_setup setup,
+                      const void *ctx) {
+  struct addrinfo *list = NULL;
+  int err = resolve(host, port, passive, &list);
+  if (err != 0) return err;
+  int result = -EADDRNOTAVAIL;
+  for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0) {
+      result = -errno;
+      continue;
+    }
+    int r = setup(fd, ai, ctx);
+    if (r == 0) {
+      result = fd;
+      break;
+    }
+    result = r;
+    close_keep_errno(fd);
+  }
+  freeaddrinfo(list);
+  return result;
+}
+
+struct listen_options {
+  int backlog;
+  bool reuse_port;
+};
+
+static int setup_listener(int fd, const struct addrinfo *ai, const void *ctx) {
+  const struct listen_options *o = ctx;
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      (o->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+      bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, o->backlog) < 0)
+    return -errno;
+  return 0;
+}
+
+static int setup_connect(int fd, const struct addrinfo *ai, const void *ctx) {
+  (void)ctx;
+  set_nodelay(fd);
+  /* An interrupted nonblocking connect goes on in the background, like
+   * EINPROGRESS. */
+  if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS ||
+      errno == EINTR)
+    return 0;
+  return -errno;
+}
+
 /* listenTcp(host, port, backlog, reusePort): a listening fd or -errno. */
 static napi_value listen_tcp_js(napi_env env, napi_callback_info info) {
   static const char fn[] = "listenTcp";
@@ -210,31 +267,8 @@ static napi_value listen_tcp_js(napi_env env, napi_callback_info info) {
     return NULL;
   if (!ioloop_arg_bool(env, argv[3], fn, "reusePort", &reuse_port)) return NULL;
 
-  struct addrinfo *list = NULL;
-  int err = resolve(host, (int)port, true, &list);
-  if (err != 0) return ioloop_int(env, err);
-  int result = -EADDRNOTAVAIL;
-  for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-    if (fd < 0) {
-      result = -errno;
-      continue;
-    }
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        (reuse_port &&
-         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, (int)backlog) < 0) {
-      result = -errno;
-      close_keep_errno(fd);
-      continue;
-    }
-    result = fd;
-    break;
-  }
-  freeaddrinfo(list);
-  return ioloop_int(env, result);
+  struct listen_options opts = {(int)backlog, reuse_port};
+  return ioloop_int(env, open_first(host, (int)port, true, setup_listener, &opts));
 }
 
 /* localPort(fd): the bound port of a TCP socket, or -errno. */
@@ -285,30 +319,7 @@ static napi_value connect_tcp_js(napi_env env, napi_callback_info info) {
   if (!ioloop_arg_int(env, argv[1], fn, "port", "an integer in [1, 65535]", 1, 65535,
                       &port))
     return NULL;
-  struct addrinfo *list = NULL;
-  int err = resolve(host, (int)port, false, &list);
-  if (err != 0) return ioloop_int(env, err);
-  int result = -EADDRNOTAVAIL;
-  for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-    if (fd < 0) {
-      result = -errno;
-      continue;
-    }
-    set_nodelay(fd);
-    /* An interrupted nonblocking connect goes on in the background, like
-     * EINPROGRESS. */
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS ||
-        errno == EINTR) {
-      result = fd;
-      break;
-    }
-    result = -errno;
-    close_keep_errno(fd);
-  }
-  freeaddrinfo(list);
-  return ioloop_int(env, result);
+  return ioloop_int(env, open_first(host, (int)port, false, setup_connect, NULL));
 }
 
 const ioloop_export ioloop_sys_exports[] = {
