@@ -18,7 +18,7 @@
 //   refuses NaN, which would compare false both ways and break the order).
 
 import { TIMER_SLOTS, TIMER_SLOT_BITS } from "./layout";
-import { regionGrow, grantedBytes } from "./memory";
+import { regionGrowDoubling, grantedBytes } from "./memory";
 import { setSlotPlace } from "./timer-slots";
 
 const ENTRY_SIZE: usize = 16;
@@ -104,11 +104,7 @@ function siftDown(i: u32, d: f64, k: u64): void {
 /** Doubles the heap region (or grows it by one chunk if doubling does not fit).
  * Returns false, changing nothing, if memory is exhausted. */
 export function heapGrow(): bool {
-  let oldBytes = <usize>heapCapacity * ENTRY_SIZE;
-  let want = max<u64>(INITIAL_ENTRIES, <u64>heapCapacity * 2);
-  if (want > <u64>TIMER_SLOTS) want = <u64>TIMER_SLOTS;
-  let need = min<u64>(<u64>heapCapacity + INITIAL_ENTRIES, want);
-  let p = regionGrow(heapBase, oldBytes, want * ENTRY_SIZE, need * ENTRY_SIZE);
+  let p = regionGrowDoubling(heapBase, heapCapacity, ENTRY_SIZE, INITIAL_ENTRIES, <u64>TIMER_SLOTS);
   if (p == 0) return false;
   heapBase = p;
   heapCapacity = <u32>(grantedBytes / ENTRY_SIZE);

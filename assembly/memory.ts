@@ -98,6 +98,19 @@ export function regionGrow(base: usize, oldBytes: usize, wantBytes: u64, needByt
 }
 
 /**
+ * Grows an array of `capacity` records of `recordBytes` each: doubles it (from
+ * `initial` records, at most `limit`), or, if doubling does not fit, adds one chunk
+ * of `initial` records. Returns the new base, with `grantedBytes` set, or 0 with
+ * nothing changed if neither fits.
+ */
+export function regionGrowDoubling(base: usize, capacity: u32, recordBytes: usize, initial: u64, limit: u64): usize {
+  let want = max<u64>(initial, <u64>capacity * 2);
+  if (want > limit) want = limit;
+  let need = min<u64>(<u64>capacity + initial, want);
+  return regionGrow(base, <usize>capacity * recordBytes, want * <u64>recordBytes, need * <u64>recordBytes);
+}
+
+/**
  * Caps the pages that regions may make the memory span, so tests can reach the
  * out-of-memory paths without gigabytes. The cap is clamped to [the pages in use
  * now, 65536]; the new cap is returned. Not for production use.

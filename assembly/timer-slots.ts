@@ -20,7 +20,7 @@
 //   only if its slot was freed exactly a multiple of 2^28-1 times in between.
 
 import { TIMER_SLOTS, TIMER_SLOT_BITS } from "./layout";
-import { regionGrow, grantedBytes } from "./memory";
+import { regionGrowDoubling, grantedBytes } from "./memory";
 
 export const SLOT_SIZE: usize = 8;
 export const PLACE_DUE: u32 = 0x40000000;
@@ -63,11 +63,7 @@ const INITIAL_SLOTS: u64 = 1024;
 /** Doubles the slot region (or grows it by one chunk if doubling does not fit).
  * Returns false, changing nothing, if memory is exhausted. */
 export function growSlots(): bool {
-  let oldBytes = <usize>slotCapacity * SLOT_SIZE;
-  let want = max<u64>(INITIAL_SLOTS, <u64>slotCapacity * 2);
-  if (want > <u64>TIMER_SLOTS) want = <u64>TIMER_SLOTS;
-  let need = min<u64>(<u64>slotCapacity + INITIAL_SLOTS, want);
-  let p = regionGrow(slotBase, oldBytes, want * SLOT_SIZE, need * SLOT_SIZE);
+  let p = regionGrowDoubling(slotBase, slotCapacity, SLOT_SIZE, INITIAL_SLOTS, <u64>TIMER_SLOTS);
   if (p == 0) return false;
   slotBase = p;
   slotCapacity = <u32>(grantedBytes / SLOT_SIZE);
