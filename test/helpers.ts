@@ -47,6 +47,22 @@ export async function settleFds(): Promise<void> {
   }
 }
 
+/**
+ * Installs the per-test fd guard: after jest's own fds settle, each test ends with
+ * `cleanup()` (closing what it tracked) and then exactly the fd count it began with.
+ */
+export function guardFdCountPerTest(cleanup: () => void = () => {}): void {
+  let before = 0;
+  beforeAll(settleFds);
+  beforeEach(() => {
+    before = fdCount();
+  });
+  afterEach(() => {
+    cleanup();
+    expect(fdCount()).toBe(before);
+  });
+}
+
 /** The entries of `after` that `before` does not have (as a multiset). */
 export function newFds(before: string[], after: string[]): string[] {
   const left = new Map<string, number>();

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { requireNative, type GuestHandle } from '../src/native';
-import { fdCount, settleFds } from './helpers';
+import { guardFdCountPerTest } from './helpers';
 
 const native = requireNative('test/native-guest');
 const ADDON = path.join(__dirname, '..', 'build', 'Release', 'wasm_ioloop.node');
@@ -64,21 +64,14 @@ class Fixture {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('native guest driver', () => {
-  let fdsBefore = 0;
   let fixtures: Fixture[] = [];
   function fixture(): Fixture {
     const f = new Fixture();
     fixtures.push(f);
     return f;
   }
-  beforeAll(settleFds);
-  beforeEach(() => {
-    fdsBefore = fdCount();
-    fixtures = [];
-  });
-  afterEach(() => {
+  guardFdCountPerTest(() => {
     for (const f of fixtures.splice(0)) f.close();
-    expect(fdCount()).toBe(fdsBefore);
   });
 
   test('turn_1_fires_when_a_registered_pipe_becomes_readable', async () => {

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import { requireNative } from '../src/native';
-import { fdCount, settleFds } from './helpers';
+import { guardFdCountPerTest } from './helpers';
 
 const native = requireNative('test/native-poller');
 const E = constants.errno;
@@ -57,16 +57,8 @@ function records(buf: ArrayBuffer, offset: number, count: number): Array<[number
 
 describe('native poller', () => {
   const { CTL_ADD, CTL_DEL, CTL_MOD, EV_READ, EV_WRITE, EV_ERROR, WAKER_TOKEN } = native.layout;
-  let fdsBefore = 0;
-
-  beforeAll(settleFds);
-  beforeEach(() => {
-    toClose = [];
-    fdsBefore = fdCount();
-  });
-  afterEach(() => {
+  guardFdCountPerTest(() => {
     for (const fd of toClose.splice(0)) expect(native.close(fd)).toBe(0);
-    expect(fdCount()).toBe(fdsBefore);
   });
 
   test('epoll_round_trip_writes_token_and_events_at_the_offset', () => {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import * as path from 'node:path';
 import { requireNative } from '../src/native';
-import { fdCount, settleFds } from './helpers';
+import { guardFdCountPerTest } from './helpers';
 
 const native = requireNative('test/native-sys');
 const E = constants.errno;
@@ -51,15 +51,8 @@ function runChild(body: string): { status: number | null; signal: NodeJS.Signals
 }
 
 describe('native sys calls', () => {
-  let fdsBefore = 0;
-  beforeAll(settleFds);
-  beforeEach(() => {
-    toClose = [];
-    fdsBefore = fdCount();
-  });
-  afterEach(() => {
+  guardFdCountPerTest(() => {
     for (const fd of toClose.splice(0)) expect(native.close(fd)).toBe(0);
-    expect(fdCount()).toBe(fdsBefore);
   });
 
   test('pipe_write_then_read_round_trips_bytes', () => {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { requireNative } from '../src/native';
-import { fdCount, settleFds } from './helpers';
+import { guardFdCountPerTest } from './helpers';
 
 const native = requireNative('test/native-worker');
 const ADDON = path.join(__dirname, '..', 'build', 'Release', 'wasm_ioloop.node');
@@ -30,14 +30,7 @@ async function runWorker(body: string, workerData?: unknown, onStart?: (w: Worke
 }
 
 describe('native shim in worker threads', () => {
-  let fdsBefore = 0;
-  beforeAll(settleFds);
-  beforeEach(() => {
-    fdsBefore = fdCount();
-  });
-  afterEach(() => {
-    expect(fdCount()).toBe(fdsBefore);
-  });
+  guardFdCountPerTest();
 
   test('the_addon_loads_and_works_inside_a_worker', async () => {
     const { messages, code } = await runWorker(`
