@@ -86,11 +86,13 @@ export function availableBackends(): BackendName[] {
 }
 
 function nativeImports(native: NativeShim, memory: () => WebAssembly.Memory): CoreImports {
+  // The shim's functions need no `this`, so the core calls them directly; only the
+  // wait goes through JS, to hand over the memory's current buffer.
   return {
-    epoll_create: () => native.epollCreate(),
-    epoll_ctl: (epfd, op, fd, events, token) => native.epollCtl(epfd, op, fd, events, token),
+    epoll_create: native.epollCreate,
+    epoll_ctl: native.epollCtl,
     epoll_wait: (epfd, ptr, max, timeoutMs) => native.epollWait(epfd, memory().buffer, ptr, max, timeoutMs),
-    fd_close: (fd) => native.close(fd),
+    fd_close: native.close,
   };
 }
 

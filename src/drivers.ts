@@ -25,8 +25,7 @@ export interface Driver {
   close(): void;
 }
 
-/** Turn reasons, as the native shim reports them. */
-export const TURN_IO = 1;
+/** The turn reason for "the timer fired" (the native shim reports 1 for I/O, 2 for the timer). */
 export const TURN_TIMER = 2;
 
 /** The guest driver: our epoll fd nested in Node's libuv loop. */
