@@ -203,8 +203,12 @@ export interface NativeShim {
   connectTcp(host: string, port: number): number;
 }
 
-/** Where the shim lives: build/Release beside src/ (tests, tsx) and dist/ (the package). */
-const NATIVE_PATH = path.join(__dirname, '..', 'build', 'Release', 'wasm_ioloop.node');
+/**
+ * Where the shim lives: build/Release beside src/ (tests, tsx) and dist/ (the package).
+ * `WASM_IOLOOP_NATIVE_PATH` names another build of it (the sanitizer build of
+ * `npm run test:asan`).
+ */
+const NATIVE_PATH = process.env.WASM_IOLOOP_NATIVE_PATH || path.join(__dirname, '..', 'build', 'Release', 'wasm_ioloop.node');
 
 let cached: { shim: NativeShim | null; reason: string } | undefined;
 
