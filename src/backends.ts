@@ -1,91 +1,85 @@
-// The selector contract and its backends, chosen in exactly one place (`openBackend`).
+// Backends: who answers the core's poll syscalls. This file is the whole contract a
+// backend keeps, and the one place where each backend is made; selection.ts chooses
+// which one a loop gets.
 //
-// A backend gives the core its poll syscalls as WASI-style, errno-returning imports
-// (`epoll_create / epoll_ctl / epoll_wait / fd_close`, the shape of WASIX's epoll
-// calls): the core registers, re-registers and deregisters fds and waits through
-// them, and the kernel carries the core's token. A backend may also own the clock.
+// What every backend provides (a `Backend`):
+//   imports     the core's poll calls, WASI-style and errno-returning (core.ts,
+//               CoreImports): create a poller, register / re-register / deregister
+//               an fd under a token the poller hands back, wait and write ready
+//               (token, events) records into the core's memory, close.
+//               Readiness is level-triggered; ERROR bits are always reported.
+//   calls       the names of the system calls behind them, for SysError.syscall.
+//   watchesFds  whether fds can be registered at all (addHandler works).
+//   watch       how a waiting driver can watch the poller from outside: 'epoll'
+//               (its fd is itself pollable: libuv's uv_poll or the watcher thread
+//               polls it), 'poll' (only the shim's watcher thread can wait on its
+//               set), or null (nothing to watch: host timers only).
+//   clock       a clock the backend owns (the fake backend's virtual clock), or null.
+//   native      the native shim behind it, or null; the waker and the guest and
+//               watcher drivers need it.
+//   sys         the descriptor calls that go with its fds (`loop.sys`).
 //
-//   epoll  the native shim's epoll, level-triggered (Linux).
-//   fake   a virtual clock that jumps to the next deadline when nothing else is
-//          ready (see IOLoop's turn); fds, when the shim is present, are still
-//          watched by a real epoll so handlers keep working.
-//   none   no fds at all, real clock: what a host without the native shim gets by
-//          default (the portable driver runs its timers and callbacks).
-//   poll, wasi  are declared by the API and not yet built: asking for them says so.
+// The backends:
+//   epoll  the native shim's epoll (Linux).
+//   poll   the native shim's poll(2) over a registration table (any POSIX host).
+//   fake   a virtual clock that moves only when the loop is idle (engine.ts); its
+//          fds, where the shim is present, are watched by a real epoll.
+//   none   no fds, the real clock: what a host without the shim gets by default.
 
+import { virtualClock, type Clock } from './clock';
 import type { CoreImports } from './core';
 import { Errno } from './errors';
-import { loadNative, type NativeShim } from './native';
+import type { NativeShim, WatcherKind } from './native';
+import { sys, type Sys } from './sys';
 
 /** The backends a user can ask for. */
 export type BackendName = 'epoll' | 'poll' | 'wasi' | 'fake';
 
-/** All backend names, for validation and error messages. */
+/** All backend names, for validation and messages. */
 export const BACKEND_NAMES: readonly BackendName[] = ['epoll', 'poll', 'wasi', 'fake'];
 
 /** A backend's name: one a user can ask for, or `none`, the default without the shim. */
 export type AnyBackendName = BackendName | 'none';
 
-/** A clock that only moves when told to. */
-export class VirtualClock {
-  private now: number;
-  constructor(start = 0) {
-    this.now = start;
-  }
-  /** The current virtual time, in seconds. */
-  readonly time = (): number => this.now;
-  /** Moves the clock forward by `seconds` (never backwards). */
-  advance(seconds: number): void {
-    if (seconds > 0) this.now += seconds;
-  }
-}
-
-/** What the loop needs from a backend. */
+/** What the loop needs from a backend (see the top of this file). */
 export interface Backend {
   readonly name: AnyBackendName;
-  /** The poll syscalls the core imports. */
   readonly imports: CoreImports;
-  /** The native shim behind the imports, or null when fds cannot be watched. */
+  readonly calls: { readonly ctl: string; readonly wait: string };
+  readonly watchesFds: boolean;
+  readonly watch: WatcherKind | null;
+  readonly clock: Clock | null;
   readonly native: NativeShim | null;
-  /** Set for the fake backend: the loop's clock. */
-  readonly clock: VirtualClock | null;
-}
-
-/** The default backend of this process: epoll with the native shim on Linux. */
-export function defaultBackend(): AnyBackendName {
-  return loadNative() ? 'epoll' : 'none';
+  readonly sys: Sys;
 }
 
 /**
- * Opens a backend. `memory` returns the core's memory; it is read on every wait,
- * because `memory.grow` detaches the previous buffer. `watchFds` false opens it
- * without fds (for the portable driver, which waits on host timers only).
- * @throws Error naming what is available when the backend cannot be had here.
+ * Makes a backend. `memory` returns the core's memory; it is read on every wait,
+ * because `memory.grow` detaches the previous buffer. `native` is the shim, or
+ * null; selection.ts has already checked that the backend can be had.
  */
-export function openBackend(name: AnyBackendName, memory: () => WebAssembly.Memory, watchFds = true): Backend {
-  const native = watchFds ? loadNative() : null;
+export function makeBackend(name: AnyBackendName, native: NativeShim | null, memory: () => WebAssembly.Memory): Backend {
   switch (name) {
     case 'epoll':
-      if (!native) throw new Error(`backend 'epoll' needs the native shim and a driver that watches fds; available here: fake`);
-      return { name, native, clock: null, imports: nativeImports(native, memory) };
-    case 'fake':
-      return { name, native, clock: new VirtualClock(), imports: native ? nativeImports(native, memory) : noFdImports() };
-    case 'none':
-      return { name, native: null, clock: null, imports: noFdImports() };
+      return { name, native, clock: null, sys, watchesFds: true, watch: 'epoll', calls: EPOLL_CALLS, imports: epollImports(native!, memory) };
     case 'poll':
+      return { name, native, clock: null, sys, watchesFds: true, watch: 'poll', calls: POLL_CALLS, imports: pollImports(native!, memory) };
+    case 'fake':
+      return native
+        ? { name, native, clock: virtualClock(), sys, watchesFds: true, watch: 'epoll', calls: EPOLL_CALLS, imports: epollImports(native, memory) }
+        : { name, native, clock: virtualClock(), sys, watchesFds: false, watch: null, calls: NO_CALLS, imports: noFdImports() };
+    case 'none':
+      return { name, native: null, clock: null, sys, watchesFds: false, watch: null, calls: NO_CALLS, imports: noFdImports() };
     case 'wasi':
-      throw new Error(`backend '${name}' is not available in this version; available backends: ${availableBackends().join(', ')}`);
-    default:
-      throw new TypeError(`backend must be one of ${BACKEND_NAMES.join(', ')}; got ${String(name)}`);
+      throw new Error("backend 'wasi' is not built in this version");
   }
 }
 
-/** The backends that can be opened here. */
-export function availableBackends(): BackendName[] {
-  return loadNative() ? ['epoll', 'fake'] : ['fake'];
-}
+const EPOLL_CALLS = { ctl: 'epoll_ctl', wait: 'epoll_wait' } as const;
+const POLL_CALLS = { ctl: 'poll', wait: 'poll' } as const;
+const NO_CALLS = { ctl: 'none', wait: 'none' } as const;
 
-function nativeImports(native: NativeShim, memory: () => WebAssembly.Memory): CoreImports {
+function epollImports(native: NativeShim, memory: () => WebAssembly.Memory): CoreImports {
   // The shim's functions need no `this`, so the core calls them directly; only the
   // wait goes through JS, to hand over the memory's current buffer.
   return {
@@ -96,7 +90,16 @@ function nativeImports(native: NativeShim, memory: () => WebAssembly.Memory): Co
   };
 }
 
-/** A poller with no fds, for the fake backend without the native shim. */
+function pollImports(native: NativeShim, memory: () => WebAssembly.Memory): CoreImports {
+  return {
+    epoll_create: native.pollCreate,
+    epoll_ctl: native.pollCtl,
+    epoll_wait: (pfd, ptr, max, timeoutMs) => native.pollWait(pfd, memory().buffer, ptr, max, timeoutMs),
+    fd_close: native.close,
+  };
+}
+
+/** A poller with no fds: registration fails with ENOSYS, and a wait finds nothing. */
 function noFdImports(): CoreImports {
   const NO_FD = 0x7fffffff;
   return {

@@ -1,20 +1,44 @@
-// Drivers decide who waits. The loop runs one turn at a time (see the iteration in
-// ioloop.ts); a driver calls `turn` when there may be work and waits in between.
+// Drivers decide who waits between turns (see engine.ts for the turn itself).
 //
-//   guest     Node's own libuv loop waits: the native shim watches our epoll fd with
-//             a uv_poll handle and keeps one uv_timer armed for the next deadline,
-//             so promises, setTimeout, fs and net keep running beside the loop.
-//   portable  no native shim: the next turn is a host timer (setImmediate or
-//             setTimeout); nothing watches fds.
-//   blocking  (declared by the API, not yet built) the loop owns its thread.
+//   guest     the host's loop waits. In Node, libuv watches the poller's fd with one
+//             uv_poll and one uv_timer armed for the earliest deadline (GuestDriver).
+//             In hosts without libuv (Bun, Deno), and for a poller with no pollable
+//             fd (poll(2)) in every host, a watcher thread of the shim waits on the
+//             poller and wakes the host through a thread-safe function
+//             (WatcherDriver). Either way promises, host timers and host I/O keep
+//             running beside the loop.
+//   blocking  the loop owns its thread from the end of the current synchronous job
+//             until stop(): each iteration's one poll waits with the real timeout,
+//             and promise continuations run between iterations (BlockingDriver).
+//   portable  no native shim: the next turn is a host timer (PortableDriver).
+//
+// The contract every driver keeps: `start` makes it keep the host alive (a running
+// loop does, like a listening server); `stop` and `close` make it keep nothing
+// alive; `arm(ms)` asks for a turn in `ms` ms (0: as soon as the host comes round,
+// -1: only on I/O); a turn's reason is TURN_IO, TURN_TIMER or -errno when the wait
+// itself failed.
 
-import type { NativeShim } from './native';
+import type { Engine } from './engine';
+import type { NativeShim, WatcherKind } from './native';
 
 /** The drivers the API names. */
 export type DriverName = 'guest' | 'blocking' | 'portable';
 
-/** What the loop needs from a driver. Not thread-safe: the loop's thread only. */
+/** All driver names, for validation and messages. */
+export const DRIVER_NAMES: readonly DriverName[] = ['guest', 'blocking', 'portable'];
+
+/** Turn reasons, as the native shim reports them (bindings/layout.h). */
+export const TURN_IO = 1;
+export const TURN_TIMER = 2;
+
+/** What the engine needs from a driver. Not thread-safe: the loop's thread only. */
 export interface Driver {
+  /** The driver gives the loop its thread: the iteration's poll waits, and `arm` is not used. */
+  readonly waitsInPoll: boolean;
+  /** The driver waits again only when armed after each turn (the watcher thread). */
+  readonly rearmAfterTurn: boolean;
+  /** The wait a failed turn reports, for its SysError's `syscall`. */
+  readonly waitCall: string;
   /** Starts waiting on the loop's behalf; a started driver keeps the host alive. */
   start(): void;
   /** Asks for the next turn in `ms` milliseconds: 0 as soon as the host comes round, -1 only on I/O. */
@@ -25,20 +49,20 @@ export interface Driver {
   close(): void;
 }
 
-/** The turn reason for "the timer fired" (the native shim reports 1 for I/O, 2 for the timer). */
-export const TURN_TIMER = 2;
-
-/** The guest driver: our epoll fd nested in Node's libuv loop. */
+/** The guest driver in Node: the poller's fd nested in Node's libuv loop. */
 export class GuestDriver implements Driver {
+  readonly waitsInPoll = false;
+  readonly rearmAfterTurn = false;
+  readonly waitCall = 'uv_poll';
   private readonly handle: object;
   private closed = false;
 
   constructor(
     private readonly native: NativeShim,
-    epfd: number,
+    pollerFd: number,
     turn: (reason: number) => void,
   ) {
-    this.handle = native.guestOpen(epfd, turn);
+    this.handle = native.guestOpen(pollerFd, turn);
   }
 
   start(): void {
@@ -60,8 +84,52 @@ export class GuestDriver implements Driver {
   }
 }
 
+/**
+ * The guest driver without libuv: the shim's watcher thread waits on the poller
+ * (poll(2) on an epoll fd, or on a poll set's descriptors) and calls the turn
+ * through a thread-safe function, once per arming, so a level-triggered fd that
+ * stays ready costs one wake per turn, never a spin.
+ */
+export class WatcherDriver implements Driver {
+  readonly waitsInPoll = false;
+  readonly rearmAfterTurn = true;
+  readonly waitCall = 'poll';
+  private readonly handle: object;
+  private closed = false;
+
+  constructor(
+    private readonly native: NativeShim,
+    pollerFd: number,
+    kind: WatcherKind,
+    turn: (reason: number) => void,
+  ) {
+    this.handle = native.watcherOpen(pollerFd, kind, turn);
+  }
+
+  start(): void {
+    this.native.watcherStart(this.handle);
+  }
+
+  arm(ms: number): void {
+    this.native.watcherArm(this.handle, ms);
+  }
+
+  stop(): void {
+    if (!this.closed) this.native.watcherStop(this.handle);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.watcherClose(this.handle);
+  }
+}
+
 /** The portable driver: host timers only. */
 export class PortableDriver implements Driver {
+  readonly waitsInPoll = false;
+  readonly rearmAfterTurn = false;
+  readonly waitCall = 'setTimeout';
   private timer: ReturnType<typeof setTimeout> | undefined;
   private immediate: ReturnType<typeof setImmediate> | undefined;
   private keepAlive: ReturnType<typeof setInterval> | undefined;
@@ -104,7 +172,103 @@ export class PortableDriver implements Driver {
   }
 }
 
-/** The driver a loop gets when none is named. */
-export function defaultDriver(native: NativeShim | null): DriverName {
-  return native ? 'guest' : 'portable';
+/**
+ * The blocking driver: the loop runs its iterations back to back on its thread
+ * (Engine.runBlocking), waiting in each iteration's one poll. The host's own loop
+ * gets the thread back only when the loop stops. Between the phases of an
+ * iteration it lets the pending promise continuations run (see `drainMicrotasks`).
+ */
+export class BlockingDriver implements Driver {
+  readonly waitsInPoll = true;
+  readonly rearmAfterTurn = false;
+  readonly waitCall: string;
+  private run = 0; // the number of the current run; a stopped run sees a newer one and ends
+
+  constructor(
+    private readonly engine: Engine,
+    waitCall: string,
+  ) {
+    this.waitCall = waitCall;
+  }
+
+  start(): void {
+    const run = ++this.run;
+    const release = holdMicrotaskCounter();
+    // The loop's promise keeps nothing alive by itself, and needs nothing to: it
+    // never lets the host's loop run until it stops.
+    void this.engine.runBlocking(drainMicrotasks, () => run === this.run).finally(release);
+  }
+
+  arm(): void {}
+
+  stop(): void {
+    this.run++;
+  }
+
+  close(): void {
+    this.run++;
+  }
 }
+
+// ---------------------------------------------------------------- microtasks
+
+type PromiseHooks = { onBefore(hook: () => void): () => void };
+
+/** v8.promiseHooks where the host has them (Node); null elsewhere. */
+const promiseHooks: PromiseHooks | null = (() => {
+  try {
+    const hooks = (require('v8') as { promiseHooks?: PromiseHooks }).promiseHooks;
+    return typeof hooks?.onBefore === 'function' ? hooks : null;
+  } catch {
+    return null;
+  }
+})();
+
+let jobsRun = 0;
+let counterHolders = 0;
+let stopCounter: (() => void) | null = null;
+
+/**
+ * Counts promise reaction jobs while a blocking loop runs (a hook on every job
+ * costs about 20 ns here; no hook is installed otherwise). Returns the release.
+ */
+function holdMicrotaskCounter(): () => void {
+  if (promiseHooks !== null && counterHolders++ === 0) {
+    stopCounter = promiseHooks.onBefore(() => {
+      jobsRun++;
+    });
+  }
+  let released = false;
+  return () => {
+    if (released || promiseHooks === null) return;
+    released = true;
+    if (--counterHolders === 0) {
+      stopCounter?.();
+      stopCounter = null;
+    }
+  };
+}
+
+/**
+ * Yields until every pending promise continuation has run, without letting the
+ * host's loop run. One `await` lets run the jobs queued before it; a job may queue
+ * more, so it yields again while any job other than its own resumption ran.
+ * Without promise hooks (Bun, Deno) it yields a fixed number of times: a chain of
+ * continuations deeper than that finishes in a later iteration.
+ */
+async function drainMicrotasks(): Promise<void> {
+  if (promiseHooks === null) {
+    for (let i = 0; i < FIXED_YIELDS; i++) await null;
+    return;
+  }
+  for (let round = 0; round < MAX_YIELDS; round++) {
+    const before = jobsRun;
+    await null;
+    if (jobsRun - before <= 1) return;
+  }
+}
+
+/** Yields per drain where jobs cannot be counted. */
+const FIXED_YIELDS = 16;
+/** A bound on one drain, for code that keeps queueing jobs forever. */
+const MAX_YIELDS = 10_000;

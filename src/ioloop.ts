@@ -1,55 +1,29 @@
-// The IOLoop: a Tornado-style loop whose timer heap and dispatch bookkeeping live
-// in the WebAssembly core, and whose user functions run here.
-//
-// One iteration, in order (Tornado 4.5's PollIOLoop.start):
-//   1. Take the callbacks queued before the iteration starts (their count).
-//   2. Ask the core to collect every timer due at the iteration's start
-//      (`iteration_begin`): all are collected before any runs, so a timer added
-//      now, even with a past deadline, waits for a later iteration.
-//   3. Run those callbacks, in the order they were added.
-//   4. Run those timers, in (deadline, insertion) order, skipping any removed by
-//      an earlier one.
-//   5. If stop() was called, stop here.
-//   6. Poll: the core asks its backend for ready fds (nonblocking in the guest and
-//      portable drivers; the driver waits between turns instead) and hands back
-//      (slot, events) pairs, dropping events of fds removed meanwhile.
-//   7. Run each ready fd's handler with the events it asked for, plus ERROR bits.
-// Between iterations the driver waits: 0 when callbacks are pending, else until
-// the earliest deadline (at most 3600 s), or until an fd is ready. On the fake
-// backend the clock jumps to the next deadline instead, when nothing is ready.
-//
-// The core never calls user code: these phases cross the WebAssembly boundary one
-// way, and each user function runs from here with its errors caught and logged.
+// IOLoop: the public face of a loop. It checks arguments, and hands everything else
+// to the turn engine (engine.ts, which describes one iteration), the backend and
+// driver that selection.ts chose, and the thread's current-loop state (current.ts).
 
-import { BACKEND_NAMES, availableBackends, defaultBackend, openBackend, type AnyBackendName, type Backend, type BackendName, type VirtualClock } from './backends';
-import { NO_ARG, callPacked, packArgs } from './args';
-import { CallbackQueue, type ChunkPool } from './callbacks';
-import { ERROR, NONE, READ, WRITE } from './constants';
-import { coreLayout, instantiateCore, type CoreExports } from './core';
-import { GuestDriver, PortableDriver, TURN_TIMER, defaultDriver, type Driver, type DriverName } from './drivers';
+import { NO_ARG, packArgs } from './args';
+import { makeBackend, type BackendName } from './backends';
+import { monotonic, realClock } from './clock';
+import { instantiateCore, type CoreExports } from './core';
+import { configuredDefaults, currentLoopOf, setConfigured, setCurrentLoop } from './current';
+import { Engine, State, type Logger } from './engine';
 import { Errno, SysError, TimeoutError } from './errors';
 import { loadNative } from './native';
-import { sys } from './sys';
-import { checkFunction, checkInteger, checkNumber, describe } from './validate';
+import { checkBackend, chooseLoop, defaultBackend, hostInfo, openDriver, type HostInfo } from './selection';
+import type { Sys } from './sys';
+import { badTimer, checkEvents, checkFunction, checkNumber, checkSignal, describe, durationSeconds, filenoOf, type Duration, type FdLike } from './validate';
 
-/** An fd as a number, or an object that has one (Tornado's `fileno()` convention). */
-export type FdLike = number | { fileno(): number };
+export type { FdLike, Duration, Logger, HostInfo };
 
 /** Called with what was registered (the object, if one was given) and the ready events. */
 export type Handler = (fd: FdLike, events: number) => unknown;
 
-/** Where the loop reports errors from user code. */
-export interface Logger {
-  error(...a: unknown[]): void;
-  warn(...a: unknown[]): void;
-  debug?(...a: unknown[]): void;
-}
-
 /** Options of {@link IOLoop}'s constructor (and of {@link IOLoop.configure}'s defaults). */
 export interface IOLoopOptions {
-  /** The poller: `epoll` (default on Linux with the native shim) or `fake` (a virtual clock). */
+  /** Who answers the core's poll calls: `epoll` (default on Linux with the native shim), `poll` (poll(2)), `fake` (a virtual clock); see IOLoop.host(). */
   backend?: 'epoll' | 'poll' | 'wasi' | 'fake';
-  /** Who waits between iterations: `guest` (default in Node), `portable` (no native shim), `blocking` (not yet available). */
+  /** Who waits between iterations: `guest` (default where the native shim loads), `blocking` (the loop owns its thread), `portable` (host timers, no native shim). */
   driver?: 'guest' | 'blocking' | 'portable';
   /** The clock, in seconds. Default: monotonic (`performance.now()`). Not with the fake backend, which has its own. */
   time?: () => number;
@@ -61,7 +35,7 @@ export interface IOLoopOptions {
 
 /** Counters of a loop, from {@link IOLoop.stats}. */
 export interface LoopStats {
-  /** Loop turns so far. */
+  /** Loop iterations so far. */
   iterations: number;
   /** Callbacks run so far. */
   callbacks: number;
@@ -77,30 +51,13 @@ export interface LoopStats {
   handlers: number;
 }
 
-/** A relative time for {@link IOLoop.addTimeout}; the fields add up. */
-export type Duration = { seconds?: number; milliseconds?: number; microseconds?: number };
-
 /** An opaque timer handle, for {@link IOLoop.removeTimeout}. */
 export type Timeout = unknown;
 
 type AnyFunction = (...args: any[]) => unknown;
 
-const enum State {
-  Idle,
-  Running,
-  Closed,
-}
-
 const CLOSED_MESSAGE = 'IOLoop is closed';
 const STOPPED_BEFORE_SETTLED = 'IOLoop stopped before the function passed to run() settled';
-// Iterations one host turn may run while work keeps coming. A chain of callbacks
-// then costs one host turn per 128 links instead of one per link, and a ping-pong
-// over a socketpair one per 128 messages; promise continuations and Node's own
-// callbacks wait at most that many iterations.
-const TURN_ITERATIONS = 128;
-
-let currentLoop: IOLoop | null = null;
-let configured: { backend?: BackendName; defaults: IOLoopOptions } = { defaults: {} };
 
 const defaultLogger: Logger = {
   error: (...a) => console.error(...a),
@@ -115,75 +72,52 @@ export function loggerOf(loop: IOLoop): Logger {
   return loggers.get(loop) ?? defaultLogger;
 }
 
-const monotonic = (): number => performance.now() / 1000;
+/** A loop's engine, for the package's own modules (channels, tests of the engine). Internal. */
+export function engineOf(loop: IOLoop): Engine {
+  return (loop as unknown as { engine: Engine }).engine;
+}
 
 /**
  * A Tornado-style I/O loop: watches fds, runs timers and callbacks on one thread.
  *
  * Thread-safety: an IOLoop belongs to the thread that made it; call its methods
- * from that thread only (to reach it from another thread, use a channel, when
- * available). Methods may be called from inside its own callbacks and handlers.
- * Every method of a closed loop throws, except `addCallback` (does nothing) and
- * `close` (idempotent).
+ * from that thread only. Methods may be called from inside its own callbacks and
+ * handlers (they are re-entrant in that sense). Every method of a closed loop
+ * throws, except `addCallback` (does nothing) and `close` (idempotent).
  */
 export class IOLoop {
   /** No events. */
-  static readonly NONE = NONE;
+  static readonly NONE = 0;
   /** Readable. */
-  static readonly READ = READ;
+  static readonly READ = 0x001;
   /** Writable. */
-  static readonly WRITE = WRITE;
+  static readonly WRITE = 0x004;
   /** Error or hang-up; always added to a registration. */
-  static readonly ERROR = ERROR;
+  static readonly ERROR = 0x018;
 
-  private state = State.Idle;
-  private readonly core: CoreExports;
-  private readonly backend: Backend;
-  private readonly driver: Driver;
-  private readonly clock: () => number;
-  private readonly virtualClock: VirtualClock | null;
-  private readonly logger: Logger;
-  private readonly timerSlots: number;
-  private readonly maxPollTimeout: number;
-
-  // Callbacks for the next iteration. An iteration swaps the two queues and drains
-  // the one it took (Tornado's swap of `_callbacks`): that is what makes it run only
-  // the callbacks queued before it started.
-  private readonly chunkPool: ChunkPool = [];
-  private callbacks = new CallbackQueue(this.chunkPool);
-  private runningCallbacks = new CallbackQueue(this.chunkPool);
-  private callbacksRun = 0;
-
-  // Timers and handlers: dense arrays indexed by the core's slots.
-  private timerFns: (AnyFunction | undefined)[] = [];
-  private timerArg: unknown[] = []; // packed arguments, see args.ts
-  private handlerFns: (Handler | undefined)[] = [];
-  private handlerObjs: (FdLike | undefined)[] = [];
-
-  // Turn state.
-  private inTurn = false;
-  private stopping = false;
+  private readonly engine: Engine;
+  /** The descriptor calls of this loop's backend (the native ones for epoll, poll and fake). */
+  readonly sys: Sys;
   private stopRequested = false;
-  private lastPollCount = 0;
-  private armedAt = Infinity; // loop time of the driver's next wake-up
-  private armedSoon = false; // the driver will turn as soon as the host comes round
   private previousCurrent: IOLoop | null = null;
-  private settle: { resolve(): void; reject(e: unknown): void } | null = null;
   private readonly signalListeners = new Map<string, () => void>();
 
   /**
    * Creates a loop. It is idle until {@link start} or {@link run}.
    * @throws TypeError/RangeError for a bad option; Error when the backend or driver
-   *   cannot be had here (the message names what is available); Error when
-   *   `makeCurrent: true` and another loop is current.
+   *   cannot be had here (the message names what this host has, as IOLoop.host()
+   *   does); Error when `makeCurrent: true` and another loop is current; SysError
+   *   if the poller cannot be created.
    */
   constructor(options: IOLoopOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describe(options)}`);
+    const configured = configuredDefaults();
     const opts = { ...configured.defaults, ...options };
     const makeCurrent = opts.makeCurrent;
     if (makeCurrent !== undefined && typeof makeCurrent !== 'boolean') {
       throw new TypeError(`options.makeCurrent must be a boolean, got ${describe(makeCurrent)}`);
     }
-    if (makeCurrent === true && currentLoop !== null) {
+    if (makeCurrent === true && currentLoopOf() !== null) {
       throw new Error('a current IOLoop already exists; call IOLoop.clearCurrent() first');
     }
     if (opts.time !== undefined) checkFunction(opts.time, 'options.time');
@@ -191,84 +125,84 @@ export class IOLoop {
     if (typeof logger !== 'object' || logger === null || typeof logger.error !== 'function' || typeof logger.warn !== 'function') {
       throw new TypeError('options.logger must have error() and warn() methods');
     }
-    this.logger = logger;
-    loggers.set(this, logger);
-
-    const native = loadNative();
-    const driverName: DriverName = opts.driver ?? defaultDriver(native);
-    const backendName = chooseBackend(options.backend ?? configured.backend, driverName);
-    if (backendName === 'fake' && opts.time !== undefined) {
+    const choice = chooseLoop(options.backend ?? configured.backend, opts.driver);
+    if (choice.backend === 'fake' && opts.time !== undefined) {
       throw new TypeError("options.time cannot be used with backend 'fake', which has its own clock");
     }
 
     let core: CoreExports | undefined;
-    const backend = openBackend(backendName, () => core!.memory, driverName !== 'portable');
+    const native = choice.backend === 'none' ? null : loadNative();
+    const backend = makeBackend(choice.backend, native, () => core!.memory);
     core = instantiateCore(backend.imports);
     const rc = core.loop_init();
-    if (rc < 0) throw new SysError(-rc, 'epoll_create');
-    this.core = core;
-    this.backend = backend;
-    const layout = coreLayout(core);
-    this.timerSlots = layout.TIMER_SLOTS;
-    this.maxPollTimeout = layout.MAX_POLL_TIMEOUT;
-    this.virtualClock = backend.clock;
-    this.clock = backend.clock?.time ?? opts.time ?? monotonic;
-
+    if (rc < 0) throw new SysError(-rc, backend.name === 'poll' ? 'poll set' : 'epoll_create');
+    const engine = new Engine(core, backend, backend.clock ?? realClock(opts.time ?? monotonic), logger);
     try {
-      this.driver = openDriver(driverName, backend, core.loop_fd(), this.onTurn);
+      engine.attach(openDriver(choice.driver, backend, engine));
     } catch (e) {
       core.loop_close();
       throw e;
     }
-    if (makeCurrent === true || (makeCurrent === undefined && currentLoop === null)) currentLoop = this;
+    engine.onStopped = this.onStopped;
+    this.engine = engine;
+    this.sys = backend.sys;
+    this.logger = logger;
+    loggers.set(this, logger);
+    if (makeCurrent === true || (makeCurrent === undefined && currentLoopOf() === null)) setCurrentLoop(this);
   }
+
+  private readonly logger: Logger;
 
   // ---------------------------------------------------------------- current loop
 
   /**
    * The current loop of this thread. Without arguments, creates one if there is none;
    * with `{ instance: false }`, returns null instead.
+   * @throws as the constructor, when it creates one.
    */
   static current(): IOLoop;
   static current(opts: { instance: false }): IOLoop | null;
   static current(opts?: { instance?: boolean }): IOLoop | null {
-    if (currentLoop === null && opts?.instance !== false) new IOLoop({ makeCurrent: true });
-    return currentLoop;
+    if (currentLoopOf() === null && opts?.instance !== false) new IOLoop({ makeCurrent: true });
+    return currentLoopOf();
   }
 
-  /** Makes this loop the current one of its thread, replacing any other. */
+  /** Makes this loop the current one of its thread, replacing any other. @throws Error on a closed loop. */
   makeCurrent(): void {
     this.checkOpen();
-    currentLoop = this;
+    setCurrentLoop(this);
   }
 
   /** Leaves this thread with no current loop. */
   static clearCurrent(): void {
-    currentLoop = null;
+    setCurrentLoop(null);
   }
 
   /**
-   * Sets the backend (and default options) of loops created from now on.
-   * `undefined` restores the default.
-   * @throws Error if the backend cannot be had here, naming those that can.
+   * Sets the backend (and default options) of loops created from now on on this
+   * thread. `undefined` restores the default.
+   * @throws TypeError for an unknown backend name or defaults that are not an
+   *   object; Error if the backend cannot be had here, naming what this host has.
    */
   static configure(backend: IOLoopOptions['backend'], defaults: IOLoopOptions = {}): void {
-    if (backend !== undefined) {
-      if (!BACKEND_NAMES.includes(backend)) {
-        throw new TypeError(`backend must be one of ${BACKEND_NAMES.join(', ')}; got ${describe(backend)}`);
-      }
-      if (!availableBackends().includes(backend)) {
-        throw new Error(`backend '${backend}' is not available here; available backends: ${availableBackends().join(', ')}`);
-      }
-    }
+    if (backend !== undefined) checkBackend(backend, 'backend');
     if (typeof defaults !== 'object' || defaults === null) throw new TypeError(`defaults must be an object, got ${describe(defaults)}`);
     const { backend: _ignored, ...rest } = defaults;
-    configured = { backend, defaults: rest };
+    if (rest.driver !== undefined) chooseLoop(backend, rest.driver);
+    setConfigured(backend as BackendName | undefined, rest);
   }
 
-  /** The backend new loops get: the configured one, else the default (`epoll` on Linux with the native shim). */
+  /** The backend new loops get: the configured one, else the default (`epoll` on Linux with the native shim, `none` without it). */
   static configuredBackend(): string {
-    return configured.backend ?? defaultBackend();
+    return configuredDefaults().backend ?? defaultBackend();
+  }
+
+  /**
+   * What this host has: the runtime and its version, whether the native shim is in
+   * use (or why not), and the backends and drivers a loop can have here. Never throws.
+   */
+  static host(): HostInfo {
+    return hostInfo();
   }
 
   // ---------------------------------------------------------------- file descriptors
@@ -279,22 +213,26 @@ export class IOLoop {
    * handler gets back exactly what was passed.
    * @throws TypeError for a non-integer fd or a handler that is not a function;
    *   RangeError for unknown event bits; SysError `EEXIST` if the fd is already
-   *   registered, `EBADF` if it is closed or invalid; Error without the native shim.
+   *   registered, `EBADF` if it is closed or invalid; Error if this loop's backend
+   *   watches no fds.
    */
   addHandler(fd: FdLike, handler: Handler, events: number): void {
     this.checkOpen();
     const n = filenoOf(fd);
     checkFunction(handler, 'handler');
     checkEvents(events);
-    this.checkFds('addHandler');
-    const slot = this.core.handler_add(n, events);
-    if (slot < 0) throw fdError(-slot, 'addHandler', n);
-    if (slot >= this.handlerFns.length) {
-      growDense(this.handlerFns, slot, undefined);
-      growDense(this.handlerObjs, slot, undefined);
+    const engine = this.engine;
+    if (!engine.backend.watchesFds) {
+      throw new Error(`addHandler: this loop's backend '${engine.backend.name}' watches no fds; ${hostSummaryLine()}`);
     }
-    this.handlerFns[slot] = handler;
-    this.handlerObjs[slot] = fd;
+    const slot = engine.core.handler_add(n, events);
+    if (slot < 0) throw fdError(-slot, 'addHandler', n);
+    if (slot >= engine.handlerFns.length) {
+      growDense(engine.handlerFns, slot, undefined);
+      growDense(engine.handlerObjs, slot, undefined);
+    }
+    engine.handlerFns[slot] = handler;
+    engine.handlerObjs[slot] = fd;
   }
 
   /**
@@ -305,7 +243,7 @@ export class IOLoop {
     this.checkOpen();
     const n = filenoOf(fd);
     checkEvents(events);
-    const rc = this.core.handler_update(n, events);
+    const rc = this.engine.core.handler_update(n, events);
     if (rc < 0) throw fdError(-rc, 'updateHandler', n);
   }
 
@@ -316,10 +254,11 @@ export class IOLoop {
    */
   removeHandler(fd: FdLike): void {
     this.checkOpen();
-    const slot = this.core.handler_remove(filenoOf(fd));
+    const engine = this.engine;
+    const slot = engine.core.handler_remove(filenoOf(fd));
     if (slot >= 0) {
-      this.handlerFns[slot] = undefined;
-      this.handlerObjs[slot] = undefined;
+      engine.handlerFns[slot] = undefined;
+      engine.handlerObjs[slot] = undefined;
     }
   }
 
@@ -335,13 +274,14 @@ export class IOLoop {
   addCallback<A extends unknown[]>(cb: (...args: A) => unknown, ...args: A): void;
   addCallback(cb: AnyFunction): void {
     if (typeof cb !== 'function') throw new TypeError(`callback must be a function, got ${describe(cb)}`);
-    if (this.state === State.Closed) return;
+    if (this.engine.state === State.Closed) return;
     // `arguments` rather than a rest parameter: no array at all for calls with no
     // argument or one (see `invoke`).
     // Passing `arguments` on would make V8 allocate it; reading it here does not.
     const n = arguments.length;
-    this.callbacks.push(cb, n === 1 ? NO_ARG : n === 2 ? arguments[1] : packArgs(Array.prototype.slice.call(arguments, 1)));
-    if (!this.armedSoon && !this.inTurn && this.state === State.Running) this.armSoon();
+    const engine = this.engine;
+    engine.callbacks.push(cb, n === 1 ? NO_ARG : n === 2 ? arguments[1] : packArgs(Array.prototype.slice.call(arguments, 1)));
+    engine.callbackAdded();
   }
 
   /** As {@link addCallback}; safe to call from a signal handler (in Node, signal handlers already run on the loop's thread). */
@@ -373,10 +313,10 @@ export class IOLoop {
 
   // ---------------------------------------------------------------- timers
 
-  /** The loop's clock, in seconds (monotonic unless `options.time` says otherwise). */
+  /** The loop's clock, in seconds (monotonic unless `options.time` says otherwise; virtual on the fake backend). */
   time(): number {
     this.checkOpen();
-    return this.clock();
+    return this.engine.now();
   }
 
   /**
@@ -404,7 +344,7 @@ export class IOLoop {
     this.checkOpen();
     if (typeof delay !== 'number' || delay !== delay || typeof cb !== 'function') badTimer(delay, 'delay', cb);
     const n = arguments.length;
-    return this.schedule(this.clock() + delay, cb, n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2)));
+    return this.schedule(this.engine.now() + delay, cb, n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2)));
   }
 
   /**
@@ -415,7 +355,7 @@ export class IOLoop {
   addTimeout<A extends unknown[]>(deadline: number | Duration, cb: (...args: A) => unknown, ...args: A): Timeout;
   addTimeout(deadline: number | Duration, cb: AnyFunction): Timeout {
     this.checkOpen();
-    const when = typeof deadline === 'number' ? deadline : this.clock() + durationSeconds(deadline);
+    const when = typeof deadline === 'number' ? deadline : this.engine.now() + durationSeconds(deadline);
     if (typeof when !== 'number' || when !== when || typeof cb !== 'function') badTimer(when, 'deadline', cb);
     const n = arguments.length;
     return this.schedule(when, cb, n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2)));
@@ -431,49 +371,51 @@ export class IOLoop {
     this.checkOpen();
     if (timeout === undefined || timeout === null) return;
     if (typeof timeout !== 'number') throw new TypeError(`timeout must be a handle from callLater/callAt/addTimeout, got ${describe(timeout)}`);
-    if (this.core.timer_stop(timeout) === 1) {
-      const slot = timeout % this.timerSlots;
-      this.timerFns[slot] = undefined;
-      this.timerArg[slot] = undefined;
+    const engine = this.engine;
+    if (engine.core.timer_stop(timeout) === 1) {
+      const slot = timeout % engine.timerSlots;
+      engine.timerFns[slot] = undefined;
+      engine.timerArg[slot] = undefined;
     }
   }
 
   // ---------------------------------------------------------------- running
 
   /**
-   * Runs the loop until {@link stop}. Returns at once; the promise resolves when the
-   * loop has stopped (or rejects if the loop fails). While it runs, Node's own loop
-   * keeps running, and this loop keeps Node alive. It is the current loop while it
-   * runs; the previous one is current again after.
+   * Runs the loop until {@link stop}. The promise resolves when the loop has stopped
+   * (or rejects with a SysError if waiting for the poller failed; the loop is then
+   * stopped and may be started again). Under the guest and portable drivers it
+   * returns at once and the host's own loop keeps running; under the blocking
+   * driver the loop takes the thread at the end of the current synchronous job.
+   * A running loop keeps the host alive and is the current loop; the previous one
+   * is current again after.
    * @returns a promise rejected with 'IOLoop is already running' if it is running,
    *   and with 'IOLoop is closed' if closed.
    */
   start(): Promise<void> {
-    if (this.state === State.Closed) return Promise.reject(new Error(CLOSED_MESSAGE));
-    if (this.state === State.Running) return Promise.reject(new Error('IOLoop is already running'));
+    const engine = this.engine;
+    if (engine.state === State.Closed) return Promise.reject(new Error(CLOSED_MESSAGE));
+    if (engine.state === State.Running) return Promise.reject(new Error('IOLoop is already running'));
     if (this.stopRequested) {
       this.stopRequested = false;
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      this.state = State.Running;
-      this.settle = { resolve, reject };
-      this.previousCurrent = currentLoop;
-      currentLoop = this;
-      this.driver.start();
-      this.armSoon();
+      this.previousCurrent = currentLoopOf();
+      setCurrentLoop(this);
+      engine.start({ resolve, reject });
     });
   }
 
   /**
    * Stops the loop after the current iteration. Before {@link start}, makes the next
    * start() return at once. Work scheduled before stop() may still run in that iteration.
+   * @throws Error on a closed loop.
    */
   stop(): void {
     this.checkOpen();
-    if (this.state !== State.Running) this.stopRequested = true;
-    else if (this.inTurn) this.stopping = true;
-    else this.finishStop();
+    if (this.engine.state !== State.Running) this.stopRequested = true;
+    else this.engine.stop();
   }
 
   /**
@@ -490,7 +432,7 @@ export class IOLoop {
     checkFunction(fn, 'fn');
     const timeout = opts?.timeout;
     if (timeout !== undefined) checkNumber(timeout, 'opts.timeout');
-    if (this.state === State.Running) return Promise.reject(new Error('IOLoop is already running'));
+    if (this.engine.state === State.Running) return Promise.reject(new Error('IOLoop is already running'));
     if (this.stopRequested) {
       // The pending stop() ends this run before `fn` could run: don't leave it queued.
       this.stopRequested = false;
@@ -501,7 +443,7 @@ export class IOLoop {
     const finish = (result: NonNullable<typeof outcome>): void => {
       if (outcome !== undefined) return;
       outcome = result;
-      if (this.state === State.Running) this.stop();
+      if (this.engine.state === State.Running) this.stop();
     };
     this.addCallback(() => {
       try {
@@ -518,7 +460,7 @@ export class IOLoop {
         ? undefined
         : this.callLater(timeout, () => finish({ ok: false, error: new TimeoutError(`Operation timed out after ${timeout} seconds`) }));
     return this.start().then(() => {
-      if (timer !== undefined && this.state !== State.Closed) this.removeTimeout(timer);
+      if (timer !== undefined && this.engine.state !== State.Closed) this.removeTimeout(timer);
       if (outcome === undefined) throw new Error(STOPPED_BEFORE_SETTLED);
       if (!outcome.ok) throw outcome.error;
       return outcome.value;
@@ -526,26 +468,20 @@ export class IOLoop {
   }
 
   /**
-   * Closes the loop: stops it if it runs, releases its poller and host handles, and
-   * drops pending callbacks and timers. With `allFds`, also closes every registered
-   * fd (numbers with `sys.close`, objects with their own `close()`). Idempotent.
+   * Closes the loop: stops it if it runs, releases its poller, waker and host
+   * handles, removes its signal handlers, and drops pending callbacks and timers.
+   * With `allFds`, also closes every registered fd (numbers with `sys.close`,
+   * objects with their own `close()`). Idempotent.
    */
   close(opts: { allFds?: boolean } = {}): void {
-    if (this.state === State.Closed) return;
-    if (this.state === State.Running) this.finishStop();
+    const engine = this.engine;
+    if (engine.state === State.Closed) return;
+    if (engine.state === State.Running) engine.halt();
     if (opts?.allFds) this.closeAllFds();
     for (const [signal, listener] of this.signalListeners) process.removeListener(signal, listener);
     this.signalListeners.clear();
-    this.state = State.Closed;
-    this.driver.close();
-    this.core.loop_close();
-    if (currentLoop === this) currentLoop = null;
-    this.callbacks = new CallbackQueue([]);
-    this.runningCallbacks = new CallbackQueue([]);
-    this.timerFns = [];
-    this.timerArg = [];
-    this.handlerFns = [];
-    this.handlerObjs = [];
+    engine.close();
+    if (currentLoopOf() === this) setCurrentLoop(null);
   }
 
   // ---------------------------------------------------------------- threads and signals
@@ -558,9 +494,11 @@ export class IOLoop {
   }
 
   /**
-   * Runs `cb` as a loop callback whenever the process receives `signal` (e.g. `'SIGTERM'`).
-   * Replaces this loop's earlier handler for the same signal.
-   * @throws TypeError for an unknown signal name or a callback that is not a function.
+   * Runs `cb` as a loop callback whenever the process receives `signal` (e.g.
+   * `'SIGTERM'`). Replaces this loop's earlier handler for the same signal. Loop's
+   * thread only.
+   * @throws TypeError for a name that is not a signal of this OS, or one that cannot
+   *   be caught (SIGKILL, SIGSTOP), or a callback that is not a function.
    */
   addSignalHandler(signal: string, cb: () => unknown): void {
     this.checkOpen();
@@ -572,7 +510,7 @@ export class IOLoop {
     process.on(signal as NodeJS.Signals, listener);
   }
 
-  /** Removes this loop's handler for `signal`; does nothing if there is none. */
+  /** Removes this loop's handler for `signal`; does nothing if there is none. @throws TypeError as addSignalHandler. */
   removeSignalHandler(signal: string): void {
     this.checkOpen();
     checkSignal(signal);
@@ -591,225 +529,61 @@ export class IOLoop {
     throw new Error('setBlockingLogThreshold is not available in this version');
   }
 
-  /** Counters of this loop. Cheap: no allocation beyond the returned object. */
+  /** Counters of this loop. Cheap: no allocation beyond the returned object. @throws Error on a closed loop. */
   stats(): LoopStats {
     this.checkOpen();
-    const core = this.core;
+    const engine = this.engine;
+    const core = engine.core;
     return {
       iterations: core.stat_iterations(),
-      callbacks: this.callbacksRun,
+      callbacks: engine.callbacksRun,
       timers: core.stat_timers_fired(),
       events: core.stat_events(),
-      pendingCallbacks: this.callbacks.length + this.runningCallbacks.length,
+      pendingCallbacks: engine.callbacks.length,
       pendingTimers: core.timer_count(),
       handlers: core.handler_count(),
     };
   }
 
-  // ---------------------------------------------------------------- the turn
-
-  /** One turn, called by the driver: one iteration, then arrange the next. */
-  private readonly onTurn = (reason: number): void => {
-    if (reason === TURN_TIMER) this.armedAt = Infinity;
-    if (this.state !== State.Running) return;
-    this.armedSoon = false;
-    this.inTurn = true;
-    let failed = false;
-    let failure: unknown;
-    try {
-      // While there is work — callbacks pending, or the last poll found fds ready (so
-      // more may be ready now: a handler's write makes its peer readable at once) —
-      // run up to TURN_ITERATIONS iterations in this one host turn. Each is a full
-      // iteration, poll included; the host's own turn (its poll, and its microtask
-      // checkpoint) is paid once per batch instead of once per iteration.
-      let budget = TURN_ITERATIONS;
-      do this.iterate();
-      while (--budget > 0 && (this.callbacks.length > 0 || this.lastPollCount > 0) && !this.stopping && this.state === State.Running);
-    } catch (e) {
-      failed = true;
-      failure = e;
-    } finally {
-      this.inTurn = false;
-    }
-    if (this.state !== State.Running) return; // closed by a callback
-    if (failed || this.stopping) this.finishStop(failed, failure);
-    else this.armNext();
-  };
-
-  private iterate(): void {
-    const core = this.core;
-    // With no timer in the heap nothing can be due, and the clock (tens of ns) is not read.
-    const ndue = core.iteration_begin(core.timer_next_deadline() === Infinity ? -Infinity : this.clock());
-    if (this.callbacks.length > 0) this.runCallbacks();
-    if (ndue > 0 && this.state === State.Running) this.runTimers();
-    if (this.stopping || this.state !== State.Running) return;
-    if (core.handler_count() === 0) {
-      this.lastPollCount = 0; // nothing registered: nothing a poll could report
-      return;
-    }
-    const n = core.poll(0);
-    if (n < 0) throw new SysError(-n, 'epoll_wait');
-    this.lastPollCount = n;
-    if (n > 0) this.dispatchEvents();
-  }
-
-  private runCallbacks(): void {
-    const batch = this.callbacks;
-    this.callbacks = this.runningCallbacks;
-    this.runningCallbacks = batch;
-    batch.drain(this.runCallback);
-  }
-
-  private readonly runCallback = (fn: AnyFunction, arg: unknown): boolean => {
-    this.callbacksRun++;
-    this.invoke(fn, arg, 'callback');
-    return this.state === State.Running; // closed: the rest are dropped
-  };
-
-  private runTimers(): void {
-    const core = this.core;
-    let slot: number;
-    while ((slot = core.timer_next_due()) >= 0) {
-      const fn = this.timerFns[slot]!;
-      const arg = this.timerArg[slot];
-      this.timerFns[slot] = undefined;
-      this.timerArg[slot] = undefined;
-      this.invoke(fn, arg, 'timeout');
-      if (this.state !== State.Running) return;
-    }
-  }
-
-  private dispatchEvents(): void {
-    const core = this.core;
-    let packed: number;
-    while ((packed = core.event_next()) !== -1) {
-      if (packed === -2) continue; // the waker: being woken was the point
-      const slot = packed >>> 8;
-      const fn = this.handlerFns[slot]!;
-      try {
-        const r = fn(this.handlerObjs[slot]!, packed & 0xff);
-        if (r != null && typeof (r as PromiseLike<unknown>).then === 'function') (r as PromiseLike<unknown>).then(undefined, this.onHandlerRejection);
-      } catch (e) {
-        this.onHandlerError(e);
-      }
-      if (this.state !== State.Running) return;
-    }
-  }
-
-  /** Runs a user function with its packed arguments; logs what it throws or rejects with. */
-  private invoke(fn: AnyFunction, arg: unknown, what: string): void {
-    try {
-      const r = callPacked(fn, arg);
-      if (r != null && typeof (r as PromiseLike<unknown>).then === 'function') (r as PromiseLike<unknown>).then(undefined, this.onCallbackRejection);
-    } catch (e) {
-      this.logger.error(`Exception in ${what} ${fn.name || '(anonymous)'}:`, e);
-    }
-  }
-
-  private readonly onCallbackRejection = (e: unknown): void => {
-    this.logger.error('Exception in callback (rejected promise):', e);
-  };
-
-  private readonly onHandlerRejection = (e: unknown): void => this.onHandlerError(e);
-
-  private onHandlerError(e: unknown): void {
-    // Tornado ignores EPIPE from handlers: the peer went away, and the fd's next
-    // event (or its owner) deals with it.
-    if ((e as { code?: unknown } | null)?.code === 'EPIPE') return;
-    this.logger.error('Exception in I/O handler:', e);
-  }
-
-  /**
-   * Arranges the next turn: as soon as the host comes round if callbacks are
-   * pending, else at the next deadline (at most MAX_POLL_TIMEOUT away), else only
-   * on I/O. Skips the driver when it is already armed that way. `fromTurn` is false
-   * when a timer added between turns calls it: the fake clock only jumps in a turn.
-   */
-  private armNext(fromTurn = true): void {
-    const core = this.core;
-    if (this.callbacks.length > 0) {
-      if (!this.armedSoon) this.armSoon();
-      return;
-    }
-    const next = core.timer_next_deadline();
-    if (next === Infinity) {
-      if (this.armedAt !== Infinity) {
-        this.armedAt = Infinity;
-        this.driver.arm(-1);
-      }
-      return;
-    }
-    if (next === this.armedAt) return;
-    if (this.virtualClock !== null) {
-      // The fake clock: when the last poll found nothing ready, skip to the deadline.
-      if (fromTurn && this.lastPollCount === 0) this.virtualClock.advance(core.poll_timeout(this.clock(), 0));
-      if (!this.armedSoon) this.armSoon();
-      return;
-    }
-    const now = this.clock();
-    const wait = core.poll_timeout(now, 0);
-    if (wait === 0) {
-      if (!this.armedSoon) this.armSoon();
-      return;
-    }
-    // Round up: a wake-up before the deadline would only find nothing due and wait again.
-    this.armedAt = wait < this.maxPollTimeout ? next : now + wait;
-    this.driver.arm(Math.ceil(wait * 1000));
-  }
-
-  private armSoon(): void {
-    this.armedSoon = true;
-    this.armedAt = -Infinity;
-    this.driver.arm(0);
-  }
-
-  private finishStop(failed = false, failure?: unknown): void {
-    this.state = State.Idle;
-    this.stopping = false;
-    this.armedSoon = false;
-    this.armedAt = Infinity;
-    this.driver.stop();
-    if (currentLoop === this) {
-      const previous = this.previousCurrent;
-      currentLoop = previous !== null && previous.state !== State.Closed ? previous : null;
-    }
-    this.previousCurrent = null;
-    const settle = this.settle;
-    this.settle = null;
-    if (failed) settle?.reject(failure);
-    else settle?.resolve();
-  }
-
   // ---------------------------------------------------------------- helpers
 
+  /** The engine stopped: the loop that was current before is current again. */
+  private readonly onStopped = (): void => {
+    if (currentLoopOf() === this) {
+      const previous = this.previousCurrent;
+      setCurrentLoop(previous !== null && engineOf(previous).state !== State.Closed ? previous : null);
+    }
+    this.previousCurrent = null;
+  };
+
   private schedule(when: number, fn: AnyFunction, arg: unknown): Timeout {
-    const handle = this.core.timer_start(when);
+    const engine = this.engine;
+    const handle = engine.core.timer_start(when);
     if (handle < 0) {
       throw new RangeError(
-        `too many pending timers: ${this.core.timer_count()} are pending, and the core has no room for another ` +
-          `(at most ${this.timerSlots}, fewer when its WebAssembly memory is full)`,
+        `too many pending timers: ${engine.core.timer_count()} are pending, and the core has no room for another ` +
+          `(at most ${engine.timerSlots}, fewer when its WebAssembly memory is full)`,
       );
     }
-    const slot = handle % this.timerSlots;
-    if (slot >= this.timerFns.length) {
-      growDense(this.timerFns, slot, undefined);
-      growDense(this.timerArg, slot, undefined);
+    const slot = handle % engine.timerSlots;
+    if (slot >= engine.timerFns.length) {
+      growDense(engine.timerFns, slot, undefined);
+      growDense(engine.timerArg, slot, undefined);
     }
-    this.timerFns[slot] = fn;
-    this.timerArg[slot] = arg;
-    // A timer added from outside a turn (a promise, a Node callback) may be earlier
-    // than the driver's wake-up: move the wake-up.
-    if (when < this.armedAt && !this.inTurn && this.state === State.Running) this.armNext(false);
+    engine.timerFns[slot] = fn;
+    engine.timerArg[slot] = arg;
+    engine.timerAdded(when);
     return handle;
   }
 
   private closeAllFds(): void {
-    for (let slot = 0; slot < this.handlerObjs.length; slot++) {
-      const fd = this.handlerObjs[slot];
+    const engine = this.engine;
+    for (let slot = 0; slot < engine.handlerObjs.length; slot++) {
+      const fd = engine.handlerObjs[slot];
       if (fd === undefined) continue;
       try {
-        this.core.handler_remove(filenoOf(fd));
-        if (typeof fd === 'number') sys.close(fd);
+        engine.core.handler_remove(filenoOf(fd));
+        if (typeof fd === 'number') this.sys.close(fd);
         else (fd as { close?: () => unknown }).close?.();
       } catch (e) {
         // Tornado's close_fd: an fd that is already gone is not an error here.
@@ -819,44 +593,13 @@ export class IOLoop {
   }
 
   private checkOpen(): void {
-    if (this.state === State.Closed) throw new Error(CLOSED_MESSAGE);
-  }
-
-  private checkFds(method: string): void {
-    if (this.backend.native === null) {
-      throw new Error(
-        `${method} needs the native shim (build/Release/wasm_ioloop.node) to watch fds; this loop's backend '${this.backend.name}' watches none`,
-      );
-    }
+    if (this.engine.state === State.Closed) throw new Error(CLOSED_MESSAGE);
   }
 }
 
-function chooseBackend(requested: unknown, driver: DriverName): AnyBackendName {
-  if (requested === undefined) return driver === 'portable' && defaultBackend() === 'epoll' ? 'none' : defaultBackend();
-  if (!BACKEND_NAMES.includes(requested as BackendName)) {
-    throw new TypeError(`options.backend must be one of ${BACKEND_NAMES.join(', ')}; got ${describe(requested)}`);
-  }
-  if (requested === 'epoll' && loadNative() === null) {
-    throw new Error(`backend 'epoll' needs the native shim, which is not available; available backends: ${availableBackends().join(', ')}`);
-  }
-  if (driver === 'portable' && requested !== 'fake') {
-    throw new Error(`driver 'portable' watches no fds: it works with backend 'fake' (or none given), not '${String(requested)}'`);
-  }
-  return requested as BackendName;
-}
-
-function openDriver(name: unknown, backend: Backend, epfd: number, turn: (reason: number) => void): Driver {
-  switch (name) {
-    case 'guest':
-      if (backend.native === null) throw new Error("driver 'guest' needs the native shim, which is not available; available drivers: portable");
-      return new GuestDriver(backend.native, epfd, turn);
-    case 'portable':
-      return new PortableDriver(turn);
-    case 'blocking':
-      throw new Error(`driver 'blocking' is not available in this version; available drivers: ${backend.native ? 'guest, portable' : 'portable'}`);
-    default:
-      throw new TypeError(`options.driver must be one of guest, blocking, portable; got ${describe(name)}`);
-  }
+function hostSummaryLine(): string {
+  const info = hostInfo();
+  return `backends that watch fds here: ${info.backends.filter((b) => b !== 'fake' || info.native === true).join(', ') || 'none'}${info.native === true ? '' : ` (native shim not used: ${info.native})`}`;
 }
 
 /**
@@ -872,32 +615,6 @@ function growDense<T>(array: T[], slot: number, fill: T): void {
   array.length = target;
   array.fill(fill, start);
 }
-/** Throws the error for a bad deadline or callback (kept off the fast path of callAt and friends). */
-function badTimer(value: unknown, name: string, cb: unknown): never {
-  checkNumber(value, name);
-  checkFunction(cb, 'callback');
-  throw new Error('unreachable');
-}
-
-function filenoOf(fd: unknown): number {
-  let n = fd;
-  if (typeof fd === 'object' && fd !== null && typeof (fd as { fileno?: unknown }).fileno === 'function') {
-    n = (fd as { fileno(): unknown }).fileno();
-  }
-  if (typeof n !== 'number' || !Number.isInteger(n)) {
-    throw new TypeError(`fd must be an integer file descriptor or an object with fileno(), got ${describe(fd)}`);
-  }
-  return n;
-}
-
-const EVENT_BITS = READ | WRITE | ERROR;
-
-function checkEvents(events: unknown): asserts events is number {
-  checkInteger(events, 'events');
-  if ((events & ~EVENT_BITS) !== 0 || events < 0) {
-    throw new RangeError(`events must combine IOLoop.READ, IOLoop.WRITE and IOLoop.ERROR, got 0x${events.toString(16)}`);
-  }
-}
 
 function fdError(errno: number, method: string, fd: number): SysError {
   switch (errno) {
@@ -911,20 +628,5 @@ function fdError(errno: number, method: string, fd: number): SysError {
       return new SysError(errno, method, 'out of memory for handlers');
     default:
       return new SysError(errno, method, `fd ${fd}`);
-  }
-}
-
-function durationSeconds(d: unknown): number {
-  if (typeof d !== 'object' || d === null) throw new TypeError(`deadline must be a number or a Duration object, got ${describe(d)}`);
-  const { seconds = 0, milliseconds = 0, microseconds = 0 } = d as Duration;
-  checkNumber(seconds, 'deadline.seconds');
-  checkNumber(milliseconds, 'deadline.milliseconds');
-  checkNumber(microseconds, 'deadline.microseconds');
-  return seconds + milliseconds / 1e3 + microseconds / 1e6;
-}
-
-function checkSignal(signal: unknown): void {
-  if (typeof signal !== 'string' || !/^SIG[A-Z0-9]+$/.test(signal)) {
-    throw new TypeError(`signal must be a signal name such as 'SIGTERM', got ${describe(signal)}`);
   }
 }

@@ -161,6 +161,41 @@ export interface NativeShim {
   /** Closes both handles (memory is freed once libuv confirms). Idempotent. */
   guestClose(g: GuestHandle): void;
 
+  // ---- poll(2) poller: the same contract as epoll*, over a registration table ----
+
+  /**
+   * Creates a poll set: an fd that names it (close it with {@link NativeShim.close},
+   * which frees the set), or -errno. Owned by this environment, as for epollCreate.
+   */
+  pollCreate(): number;
+  /** As {@link NativeShim.epollCtl}, on a poll set. */
+  pollCtl(pfd: number, op: number, fd: number, events?: number, token?: number): number;
+  /** As {@link NativeShim.epollWait}, on a poll set: one poll(2) over its registrations. */
+  pollWait(pfd: number, buffer: ArrayBuffer, byteOffset: number, maxEvents: number, timeoutMs: number): number;
+
+  // ---- watcher thread: the guest driver without libuv ----
+
+  /**
+   * Starts a thread that waits on `pollerFd` (an epoll fd, or a poll set from
+   * pollCreate, as `kind` says) and calls `onTurn(1)` on readiness, `onTurn(2)` when
+   * the armed timeout passes, or `onTurn(-errno)` if its wait fails, on this
+   * environment's thread through a thread-safe function. It waits only while armed,
+   * and each arming gives at most one turn. Stopped and unreferenced at first.
+   * @throws TypeError on misuse.
+   */
+  watcherOpen(pollerFd: number, kind: WatcherKind, onTurn: (reason: number) => void): GuestHandle;
+  /** References the thread-safe function: a started watcher keeps the host alive. Idempotent. */
+  watcherStart(w: GuestHandle): void;
+  /**
+   * Lets the thread wait once more: until readiness, or `timeoutMs` (rounded up;
+   * 0: turn at once; < 0 or Infinity: readiness only). Replaces an earlier arming.
+   */
+  watcherArm(w: GuestHandle, timeoutMs: number): void;
+  /** Stops waiting and unreferences: a stopped watcher keeps nothing alive. Idempotent. */
+  watcherStop(w: GuestHandle): void;
+  /** Ends the thread and releases everything. Idempotent. */
+  watcherClose(w: GuestHandle): void;
+
   // ---- sys: raw nonblocking descriptors (API.md "Raw system calls") ----
 
   /** `pipe2(O_NONBLOCK | O_CLOEXEC)`: `[readFd, writeFd]` or -errno. */
@@ -203,57 +238,121 @@ export interface NativeShim {
   connectTcp(host: string, port: number): number;
 }
 
-/**
- * Where the shim lives: build/Release beside src/ (tests, tsx) and dist/ (the package).
- * `WASM_IOLOOP_NATIVE_PATH` names another build of it (the sanitizer build of
- * `npm run test:asan`).
- */
-const NATIVE_PATH = process.env.WASM_IOLOOP_NATIVE_PATH || path.join(__dirname, '..', 'build', 'Release', 'wasm_ioloop.node');
+/** Which poller a watcher thread waits on (see {@link NativeShim.watcherOpen}). */
+export type WatcherKind = 'epoll' | 'poll';
 
-let cached: { shim: NativeShim | null; reason: string } | undefined;
-
-function load(): { shim: NativeShim | null; reason: string } {
-  if (process.env.WASM_IOLOOP_NO_NATIVE === '1') {
-    return { shim: null, reason: 'WASM_IOLOOP_NO_NATIVE=1 is set' };
-  }
-  if (!fs.existsSync(NATIVE_PATH)) {
-    return { shim: null, reason: `${NATIVE_PATH} does not exist (build it with \`node scripts/install-native.js\`)` };
-  }
-  try {
-    const shim = require(NATIVE_PATH) as NativeShim;
-    return { shim, reason: '' };
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`cannot load the native shim ${NATIVE_PATH}: ${message}`, { cause: error });
-  }
+/** The JavaScript runtime this package runs in. */
+export interface HostRuntime {
+  /** 'node', 'bun', 'deno', or another runtime's name. */
+  readonly runtime: string;
+  /** Its version, e.g. '20.20.2'. */
+  readonly version: string;
+  /** Whether the host's loop is libuv, so the guest driver can nest in it (Node only). */
+  readonly libuv: boolean;
 }
 
 /**
- * The native shim, or null when it is not available: `WASM_IOLOOP_NO_NATIVE=1`
- * is set, or build/Release/wasm_ioloop.node does not exist. Loaded once per
- * thread (module instance) and cached, including a null result.
+ * The runtime, read once. Deno and Bun both imitate Node's `process.versions`,
+ * so they are told apart by their own globals first.
+ */
+export const hostRuntime: HostRuntime = (() => {
+  const g = globalThis as { Bun?: { version?: string }; Deno?: { version?: { deno?: string } } };
+  const versions = (typeof process === 'object' && process?.versions) || ({} as Record<string, string | undefined>);
+  if (g.Deno?.version?.deno) return { runtime: 'deno', version: g.Deno.version.deno, libuv: false };
+  if (g.Bun?.version || versions.bun) return { runtime: 'bun', version: (g.Bun?.version ?? versions.bun)!, libuv: false };
+  if (versions.node) return { runtime: 'node', version: versions.node, libuv: true };
+  return { runtime: 'unknown', version: '', libuv: false };
+})();
+
+/** How the shim was found: a local build, a prebuilt binary of the package, or a path from the environment. */
+export type NativeSource = 'local build' | 'prebuilt' | 'WASM_IOLOOP_NATIVE_PATH';
+
+/** Where the shim can be: package root relative to src/ (tests, tsx) and to dist/ (the package). */
+const PACKAGE_ROOT = path.join(__dirname, '..');
+
+/** The candidates, in the order they are tried. */
+function candidates(): { path: string; source: NativeSource }[] {
+  const fromEnv = process.env.WASM_IOLOOP_NATIVE_PATH;
+  if (fromEnv) return [{ path: fromEnv, source: 'WASM_IOLOOP_NATIVE_PATH' }];
+  return [
+    { path: path.join(PACKAGE_ROOT, 'build', 'Release', 'wasm_ioloop.node'), source: 'local build' },
+    { path: path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'wasm_ioloop.node'), source: 'prebuilt' },
+  ];
+}
+
+interface LoadResult {
+  readonly shim: NativeShim | null;
+  /** Why there is no shim ('' when there is one). */
+  readonly reason: string;
+  /** The file loaded, or ''. */
+  readonly path: string;
+  readonly source: NativeSource | null;
+}
+
+let cached: LoadResult | undefined;
+
+function load(): LoadResult {
+  if (process.env.WASM_IOLOOP_NO_NATIVE === '1') {
+    return { shim: null, reason: 'disabled by WASM_IOLOOP_NO_NATIVE=1', path: '', source: null };
+  }
+  const failures: string[] = [];
+  for (const candidate of candidates()) {
+    try {
+      if (!fs.existsSync(candidate.path)) {
+        failures.push(`${candidate.source} not built (${candidate.path} does not exist)`);
+        continue;
+      }
+    } catch (error) {
+      // A host that refuses file system access (Deno without --allow-read).
+      failures.push(`${candidate.source}: ${messageOf(error)}`);
+      continue;
+    }
+    try {
+      const shim = require(candidate.path) as NativeShim;
+      return { shim, reason: '', path: candidate.path, source: candidate.source };
+    } catch (error) {
+      // A link error, a binary for another platform or ABI, or a refused
+      // permission (Deno without --allow-ffi): fall back, and say why.
+      failures.push(`${candidate.source} ${candidate.path} failed to load: ${messageOf(error)}`);
+    }
+  }
+  return { shim: null, reason: failures.join('; '), path: '', source: null };
+}
+
+function messageOf(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
+/**
+ * The native shim, or null when it is not available: `WASM_IOLOOP_NO_NATIVE=1` is
+ * set, no build of it exists, or every build failed to load (the reason is in
+ * {@link nativeStatus}). Tries `WASM_IOLOOP_NATIVE_PATH` if set, else the local
+ * build (build/Release/wasm_ioloop.node), then the prebuilt binary the package
+ * ships (prebuilds/<platform>-<arch>/wasm_ioloop.node). Loaded once per thread
+ * (module instance) and cached, a null result included. Never throws.
  *
  * Thread-safety: call it on any thread; each worker loads its own instance.
- * @throws Error naming the path if the file exists but fails to load (e.g. built
- *   for another Node ABI or platform). A failed load is not cached.
  */
 export function loadNative(): NativeShim | null {
   cached ??= load();
   return cached.shim;
 }
 
+/** Whether the shim is in use, where it came from, and if not, why. Never throws. */
+export function nativeStatus(): { readonly loaded: boolean; readonly reason: string; readonly path: string; readonly source: NativeSource | null } {
+  loadNative();
+  return { loaded: cached!.shim !== null, reason: cached!.reason, path: cached!.path, source: cached!.source };
+}
+
 /**
  * The native shim, for callers that cannot work without it.
  *
- * @param what - what needs it, for the message (e.g. "backend 'epoll'").
- * @throws Error `"<what> needs the native shim (build/Release/wasm_ioloop.node),
- *   which is not available: <reason>"` when {@link loadNative} returns null, or
- *   the load error itself.
+ * @param what - what needs it, for the message (e.g. "sys").
+ * @throws Error `"<what> needs the native shim, which is not used here: <reason>"`
+ *   when {@link loadNative} returns null.
  */
 export function requireNative(what: string): NativeShim {
   const shim = loadNative();
   if (shim) return shim;
-  throw new Error(
-    `${what} needs the native shim (build/Release/wasm_ioloop.node), which is not available: ${cached?.reason ?? 'unknown'}`,
-  );
+  throw new Error(`${what} needs the native shim, which is not used here: ${cached!.reason}`);
 }

@@ -71,17 +71,33 @@ export class PeriodicCallback {
     return this.running;
   }
 
-  private readonly run = async (): Promise<void> => {
+  private readonly run = (): unknown => {
     this.timeout = undefined;
-    if (!this.running) return;
+    if (!this.running) return undefined;
+    let result: unknown;
     try {
-      await this.cb();
+      result = this.cb();
     } catch (e) {
-      loggerOf(this.loop!).error('Exception in PeriodicCallback:', e);
-    } finally {
-      this.scheduleNext();
+      this.logError(e);
     }
+    // As Tornado: only an awaitable is awaited. Anything else schedules the next
+    // call in this same iteration, so a synchronous callback stays on its grid.
+    if (result == null || typeof (result as PromiseLike<unknown>).then !== 'function') {
+      this.scheduleNext();
+      return undefined;
+    }
+    return Promise.resolve(result).then(
+      () => this.scheduleNext(),
+      (e: unknown) => {
+        this.logError(e);
+        this.scheduleNext();
+      },
+    );
   };
+
+  private logError(e: unknown): void {
+    loggerOf(this.loop!).error('Exception in PeriodicCallback:', e);
+  }
 
   private scheduleNext(): void {
     if (!this.running || this.loop === undefined) return;

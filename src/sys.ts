@@ -26,6 +26,28 @@ function pair(r: [number, number] | number, syscall: string): [number, number] {
   return r;
 }
 
+/** The descriptor calls of a backend; see {@link sys}. */
+export interface Sys {
+  /** A nonblocking pipe: `[readFd, writeFd]`. */
+  pipe(): [readFd: number, writeFd: number];
+  /** A connected pair of nonblocking AF_UNIX stream sockets. */
+  socketpair(): [number, number];
+  /** Reads into `buf`: the bytes read, 0 at end of file, or -1 if it would block. */
+  read(fd: number, buf: Uint8Array): number;
+  /** Writes from `buf`: the bytes written, or -1 if it would block. */
+  write(fd: number, buf: Uint8Array): number;
+  /** Closes an fd. */
+  close(fd: number): void;
+  /** A nonblocking TCP socket listening on `host:port` (`port` 0: any free port). */
+  listenTcp(host: string, port: number, options?: { backlog?: number; reusePort?: boolean }): number;
+  /** The local port an fd's socket is bound to. */
+  localPort(fd: number): number;
+  /** Accepts a pending connection: a new nonblocking fd, or -1 if none is pending. */
+  accept(fd: number): number;
+  /** Starts a nonblocking TCP connect: the fd reports WRITE when it is done. */
+  connectTcp(host: string, port: number): number;
+}
+
 /**
  * Raw, nonblocking descriptors for handlers to watch: thin wrappers over the system
  * calls of the native shim. Every fd they create is `O_NONBLOCK | O_CLOEXEC`.
@@ -36,7 +58,7 @@ function pair(r: [number, number] | number, syscall: string): [number, number] {
  * naming the argument. Needs the native shim: without it every call throws an
  * Error saying so.
  */
-export const sys = {
+export const sys: Sys = {
   /** A nonblocking pipe: `[readFd, writeFd]`. */
   pipe(): [readFd: number, writeFd: number] {
     return pair(native().pipe(), 'pipe2');

@@ -31,3 +31,74 @@ export function describe(value: unknown): string {
   if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
   return typeof value;
 }
+
+/** An fd as a number, or an object that has one (Tornado's `fileno()` convention). */
+export type FdLike = number | { fileno(): number };
+
+/** The number of an {@link FdLike}. @throws TypeError unless it is an integer. */
+export function filenoOf(fd: unknown): number {
+  let n = fd;
+  if (typeof fd === 'object' && fd !== null && typeof (fd as { fileno?: unknown }).fileno === 'function') {
+    n = (fd as { fileno(): unknown }).fileno();
+  }
+  if (typeof n !== 'number' || !Number.isInteger(n)) {
+    throw new TypeError(`fd must be an integer file descriptor or an object with fileno(), got ${describe(fd)}`);
+  }
+  return n;
+}
+
+/** READ | WRITE | ERROR (constants.ts). */
+const EVENT_BITS = 0x001 | 0x004 | 0x018;
+
+/** Throws unless `events` combines READ, WRITE and ERROR. */
+export function checkEvents(events: unknown): asserts events is number {
+  checkInteger(events, 'events');
+  if ((events & ~EVENT_BITS) !== 0 || events < 0) {
+    throw new RangeError(`events must combine IOLoop.READ, IOLoop.WRITE and IOLoop.ERROR, got 0x${events.toString(16)}`);
+  }
+}
+
+/** A relative time; the fields add up. */
+export type Duration = { seconds?: number; milliseconds?: number; microseconds?: number };
+
+/** The seconds a {@link Duration} adds up to. @throws TypeError/RangeError naming the bad field. */
+export function durationSeconds(d: unknown): number {
+  if (typeof d !== 'object' || d === null) throw new TypeError(`deadline must be a number or a Duration object, got ${describe(d)}`);
+  const { seconds = 0, milliseconds = 0, microseconds = 0 } = d as Duration;
+  checkNumber(seconds, 'deadline.seconds');
+  checkNumber(milliseconds, 'deadline.milliseconds');
+  checkNumber(microseconds, 'deadline.microseconds');
+  return seconds + milliseconds / 1e3 + microseconds / 1e6;
+}
+
+/** Throws the error for a bad deadline or callback (kept off the fast path of callAt and friends). */
+export function badTimer(value: unknown, name: string, cb: unknown): never {
+  checkNumber(value, name);
+  checkFunction(cb, 'callback');
+  throw new Error('unreachable');
+}
+
+/** Signals a process can catch: the OS's own list, without those it cannot (SIGKILL, SIGSTOP). */
+const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP']);
+
+function osSignals(): Record<string, number> | null {
+  try {
+    return (require('os') as typeof import('os')).constants.signals as unknown as Record<string, number>;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Throws a TypeError unless `signal` names a signal of this OS that a process can
+ * catch. Returns its number.
+ */
+export function checkSignal(signal: unknown): number {
+  if (typeof signal !== 'string') throw new TypeError(`signal must be a signal name such as 'SIGTERM', got ${describe(signal)}`);
+  const number = osSignals()?.[signal];
+  if (number === undefined || !/^SIG[A-Z0-9]+$/.test(signal)) {
+    throw new TypeError(`signal must be a signal name of this OS such as 'SIGTERM' (see os.constants.signals), got ${describe(signal)}`);
+  }
+  if (UNCATCHABLE.has(signal)) throw new TypeError(`signal ${signal} cannot be caught, so it cannot have a handler`);
+  return number;
+}
