@@ -80,11 +80,12 @@ const POLL_CALLS = { ctl: 'poll', wait: 'poll' } as const;
 const NO_CALLS = { ctl: 'none', wait: 'none' } as const;
 
 function epollImports(native: NativeShim, memory: () => WebAssembly.Memory): CoreImports {
-  // The shim's functions need no `this`, so the core calls them directly; only the
-  // wait goes through JS, to hand over the memory's current buffer.
+  // The shim's functions need no `this`, so the core calls them directly where it
+  // can; the wait goes through JS to hand over the memory's current buffer.
   return {
     epoll_create: native.epollCreate,
-    epoll_ctl: native.epollCtl,
+    // The core passes the token as a signed i32 (WAKER_TOKEN arrives as -1); the shim takes it as u32.
+    epoll_ctl: (epfd, op, fd, events, token) => native.epollCtl(epfd, op, fd, events, token >>> 0),
     epoll_wait: (epfd, ptr, max, timeoutMs) => native.epollWait(epfd, memory().buffer, ptr, max, timeoutMs),
     fd_close: native.close,
   };
@@ -93,7 +94,7 @@ function epollImports(native: NativeShim, memory: () => WebAssembly.Memory): Cor
 function pollImports(native: NativeShim, memory: () => WebAssembly.Memory): CoreImports {
   return {
     epoll_create: native.pollCreate,
-    epoll_ctl: native.pollCtl,
+    epoll_ctl: (pfd, op, fd, events, token) => native.pollCtl(pfd, op, fd, events, token >>> 0),
     epoll_wait: (pfd, ptr, max, timeoutMs) => native.pollWait(pfd, memory().buffer, ptr, max, timeoutMs),
     fd_close: native.close,
   };

@@ -452,7 +452,13 @@ export class Engine {
     if (native === null) throw new Error(`the waker needs the native shim; backend '${this.backend.name}' has none`);
     const fd = native.eventfdOpen();
     if (fd < 0) throw new SysError(-fd, 'eventfd');
-    const rc = this.core.waker_add(fd);
+    let rc: number;
+    try {
+      rc = this.core.waker_add(fd);
+    } catch (e) {
+      native.close(fd);
+      throw e;
+    }
     if (rc < 0) {
       native.close(fd);
       throw new SysError(-rc, this.backend.calls.ctl);

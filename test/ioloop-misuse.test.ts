@@ -28,7 +28,11 @@ const cases: Case[] = [
   ['addFuture with a callback that is not a function', (l) => l.addFuture(Promise.resolve(), 5 as never), TypeError, /^cb must be a function/],
   ['run with a function that is not a function', (l) => l.run(5 as never), TypeError, /^fn must be a function/],
   ['run with a NaN timeout', (l) => l.run(fn, { timeout: NaN }), RangeError, /^opts.timeout must not be NaN/],
-  ['addSignalHandler with a bad signal name', (l) => l.addSignalHandler('TERM', fn), TypeError, /^signal must be a signal name/],
+  ['addSignalHandler with a bad signal name', (l) => l.addSignalHandler('TERM', fn), TypeError, /^signal must be a signal name of this OS .* got string "TERM"/],
+  ['addSignalHandler with a name that is no signal of this OS', (l) => l.addSignalHandler('SIGFOO', fn), TypeError, /^signal must be a signal name of this OS .* got string "SIGFOO"/],
+  ['addSignalHandler with SIGKILL, which cannot be caught', (l) => l.addSignalHandler('SIGKILL', fn), TypeError, /^signal SIGKILL cannot be caught/],
+  ['addSignalHandler with SIGSTOP, which cannot be caught', (l) => l.addSignalHandler('SIGSTOP', fn), TypeError, /^signal SIGSTOP cannot be caught/],
+  ['removeSignalHandler with a name that is no signal of this OS', (l) => l.removeSignalHandler('SIGFOO'), TypeError, /^signal must be a signal name of this OS/],
   ['PeriodicCallback with a zero period', (l) => new PeriodicCallback(fn, 0, 0, l), RangeError, /^callbackTimeMs must be a positive/],
   ['PeriodicCallback with a jitter above 1', (l) => new PeriodicCallback(fn, 10, 2, l), RangeError, /^jitter must be a number from 0 to 1/],
   ['PeriodicCallback with a callback that is not a function', (l) => new PeriodicCallback('x' as never, 10, 0, l), TypeError, /^cb must be a function/],
@@ -59,8 +63,9 @@ test('constructor options are checked', () => {
   expect(() => new IOLoop({ time: 5 as never })).toThrow(/options.time must be a function/);
   expect(() => new IOLoop({ logger: {} as never })).toThrow(/options.logger must have error\(\) and warn\(\)/);
   expect(() => new IOLoop({ backend: 'fake', time: () => 1 })).toThrow(/options.time cannot be used with backend 'fake'/);
-  expect(() => new IOLoop({ backend: 'poll' })).toThrow(/backend 'poll' is not available in this version; available backends: epoll, fake/);
-  expect(() => new IOLoop({ driver: 'blocking' })).toThrow(/driver 'blocking' is not available in this version/);
+  expect(() => new IOLoop({ backend: 'wasi' })).toThrow(/^backend 'wasi' is not available here: this host \(node .*; native shim in use\) has backends epoll, poll, fake and drivers guest, blocking, portable$/);
+  expect(() => new IOLoop({ driver: 'portable', backend: 'epoll' })).toThrow(/^driver 'portable' watches no fds: it works with backend 'fake' or with none named, not 'epoll'/);
+  expect(() => IOLoop.configure('kqueue' as never)).toThrow(/^backend must be one of epoll, poll, wasi, fake/);
 });
 
 test('sys failures are SysErrors with code, errno and syscall', () => {

@@ -12,8 +12,10 @@ test('without the native shim, timers and callbacks run on the portable driver a
   });
   const got = JSON.parse(stdout);
   expect(got).toMatchObject({ configuredBackend: 'none', order: ['callback', 'timer'], value: 'ran', ticks: 3, fakeTime: 3600 });
-  expect(got.addHandler).toMatch(/addHandler needs the native shim .* watches none/);
-  expect(got.epoll).toMatch(/backend 'epoll' needs the native shim, which is not available; available backends: fake/);
-  expect(got.guest).toMatch(/driver 'guest' needs the native shim, which is not available; available drivers: portable/);
-  expect(got.pipe).toMatch(/sys needs the native shim/);
+  const summary = 'this host (node ' + process.versions.node + '; native shim not used (disabled by WASM_IOLOOP_NO_NATIVE=1)) has backends fake and drivers portable';
+  expect(got.host).toEqual({ runtime: 'node', version: process.versions.node, native: 'disabled by WASM_IOLOOP_NO_NATIVE=1', backends: ['fake'], drivers: ['portable'] });
+  expect(got.addHandler).toMatch(/^addHandler: this loop's backend 'none' watches no fds; backends that watch fds here: none \(native shim not used: disabled by WASM_IOLOOP_NO_NATIVE=1\)$/);
+  expect(got.epoll).toBe(`backend 'epoll' is not available here: ${summary}`);
+  expect(got.guest).toBe(`driver 'guest' is not available here: ${summary}`);
+  expect(got.pipe).toBe('sys needs the native shim, which is not used here: disabled by WASM_IOLOOP_NO_NATIVE=1');
 });
