@@ -196,7 +196,7 @@ export interface NativeShim {
   /** Ends the thread and releases everything. Idempotent. */
   watcherClose(w: GuestHandle): void;
 
-  // ---- sys: raw nonblocking descriptors (API.md "Raw system calls") ----
+  // ---- sys: raw nonblocking descriptors (docs/API.md "Raw system calls") ----
 
   /** `pipe2(O_NONBLOCK | O_CLOEXEC)`: `[readFd, writeFd]` or -errno. */
   pipe(): [number, number] | number;

@@ -1,4 +1,4 @@
-// API.md "Semantics": file descriptors — registration errors, level-triggered
+// docs/API.md "Semantics": file descriptors — registration errors, level-triggered
 // readiness, masks, removal, handler errors, close({ allFds }).
 import * as fs from 'node:fs';
 import { ERROR, IOLoop, READ, WRITE, sys, type SysError } from '../src/index';

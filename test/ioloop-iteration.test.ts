@@ -1,4 +1,4 @@
-// API.md "Semantics": one iteration, the poll timeout, timer order, the fake clock.
+// docs/API.md "Semantics": one iteration, the poll timeout, timer order, the fake clock.
 import { IOLoop } from '../src/index';
 import { guardResources, newLoop } from './helpers';
 

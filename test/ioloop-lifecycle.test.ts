@@ -1,4 +1,4 @@
-// API.md "Semantics": start, stop, run, current loop, addFuture, closed loops.
+// docs/API.md "Semantics": start, stop, run, current loop, addFuture, closed loops.
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';

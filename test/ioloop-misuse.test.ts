@@ -1,4 +1,4 @@
-// API.md: bad input gets a clear error that names the argument; nothing crashes.
+// docs/API.md: bad input gets a clear error that names the argument; nothing crashes.
 import { IOLoop, PeriodicCallback, READ, sys } from '../src/index';
 import { guardResources, newLoop } from './helpers';
 

@@ -1,4 +1,4 @@
-// API.md: WASM_IOLOOP_NO_NATIVE=1 makes the package behave as if its native shim
+// docs/API.md: WASM_IOLOOP_NO_NATIVE=1 makes the package behave as if its native shim
 // were absent: the default driver is `portable`, and what needs the shim says so.
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';

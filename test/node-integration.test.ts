@@ -1,4 +1,4 @@
-// API.md: while the loop runs, Node's own loop keeps running; a running loop keeps
+// docs/API.md: while the loop runs, Node's own loop keeps running; a running loop keeps
 // Node alive; a stopped, never-started or closed one does not. And the package
 // loads from both `import` and `require`.
 import { execFile, spawn } from 'node:child_process';
