@@ -45,9 +45,9 @@
 // - The clock moves only at the start of a turn, that is after the host's
 //   microtask checkpoint: when no callback is queued, no timer is due, and a poll
 //   finds no fd ready, it jumps to the earliest deadline (at most MAX_POLL_TIMEOUT
-//   ahead, as a real poll would wait). A continuation that
-//   awaits any number of times and then schedules a timer has therefore run before
-//   the clock can move past that timer.
+//   ahead, as a real poll would wait). A continuation that awaits any number of
+//   times and then schedules a timer has therefore run before the clock can move
+//   past that timer.
 //
 // The engine never calls user code from inside the core: each step crosses the
 // WebAssembly boundary one way, and user functions run here with their errors
@@ -84,10 +84,16 @@ export const enum State {
  * of callbacks then costs one host turn per TURN_ITERATIONS links instead of one
  * per link, and a ping-pong over a socketpair one per TURN_ITERATIONS messages;
  * promise continuations and the host's own callbacks wait at most that many
- * iterations. Measured here (bench W3 chain and W4 ping-pong, CPU per operation,
- * guest driver): 1 → 1,060 ns / 9.9 µs, 8 → 260 / 8.1, 32 → 170 / 7.9,
- * 128 → 155 / 7.8, 512 → 152 / 7.8: past 128 nothing is gained, and the host's
- * latency grows with the batch.
+ * iterations. Measured here with the guest driver, CPU per operation, medians of
+ * 3 runs of `bench/scenarios/wasm-ioloop/w3-callbacks.ts chain 1000000` and
+ * `w4-pingpong.ts 1pair 200000` at each value:
+ *
+ *   TURN_ITERATIONS      1      8     32    128    512
+ *   W3 chain, ns       707    199    136    126    128
+ *   W4 1 pair, ns    8,180  4,258  3,860  4,076  4,206
+ *
+ * Past 32 the figures are within this machine's noise; 128 keeps the best W3
+ * figure, and a larger batch only lengthens the host's wait.
  */
 export const TURN_ITERATIONS = 128;
 

@@ -57,10 +57,7 @@ export const BASELINE = 'node';
 
 export const PEERS: Peer[] = [
   { name: 'wasm-ioloop', label: 'wasm-ioloop (guest)', kind: 'ts' },
-  {
-    name: 'wasm-ioloop-blocking', label: 'wasm-ioloop (blocking)', kind: 'none', only: ['W4'],
-    notYet: 'the blocking driver in a worker thread',
-  },
+  { name: 'wasm-ioloop-blocking', label: 'wasm-ioloop (blocking, worker)', kind: 'ts', only: ['W4'] },
   { name: 'node', label: 'Node built-ins', kind: 'ts' },
   {
     name: 'plain-loop', label: 'plain TS loop', kind: 'ts',
