@@ -13,7 +13,7 @@
       "cflags!": ["-O3", "-Wno-unused-parameter"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "cflags_c": ["-std=c11"],
-      "libraries": ["-lpthread"],
+      "libraries": ["-lpthread", "-ldl"],
       "xcode_settings": {
         "OTHER_CFLAGS": ["-O2", "-Wall", "-Wextra", "-std=c11"]
       }

@@ -1,11 +1,18 @@
 /* Module init: per-environment state, cleanup, exports and the `layout` object.
  *
- * The module is initialised once per Node environment (the main thread and
- * each worker that loads it), each with its own ioloop_state. The cleanup is an
- * async cleanup hook rather than a plain one because closing libuv handles
+ * The module is initialised once per environment (the main thread and each
+ * worker that loads it), each with its own ioloop_state.
+ *
+ * Cleanup comes in two parts (see addon.h). The plain hook, added here, closes
+ * what needs no callback: watchers, poll sets, owned descriptors. The async
+ * hook is added by the first guestOpen only, because closing libuv handles
  * completes in a callback: Node keeps the environment's loop running until the
  * hook reports that the last close callback ran, so no callback outlives the
- * state (a worker whose loop still has open handles at exit aborts the process).
+ * state (a worker whose loop still has open handles at exit aborts the
+ * process). Adding it only when a guest exists keeps it away from hosts that
+ * have no libuv, whose async hooks need not behave like Node's: one host frees
+ * the hook's handle itself after the hook returns, so the removal that Node
+ * requires would free it twice.
  */
 #define _GNU_SOURCE
 #include "addon.h"
@@ -16,9 +23,13 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 
-static void on_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
+static void on_cleanup(void *arg) {
   ioloop_state *st = arg;
   ioloop_close_owned(st);
+}
+
+static void on_async_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
+  ioloop_state *st = arg;
   ioloop_guest_close_all(st);
   if (st->closing_handles == 0) {
     st->cleanup_hook = NULL;
@@ -37,7 +48,17 @@ void ioloop_handle_closed(ioloop_state *st) {
   }
 }
 
-/* Runs when the environment is torn down, after the cleanup hook finished. */
+bool ioloop_need_async_cleanup(napi_env env, ioloop_state *st) {
+  if (st->cleanup_added) return true;
+  if (napi_add_async_cleanup_hook(env, on_async_cleanup, st, &st->cleanup_hook) != napi_ok) {
+    ioloop_throw(env, false, NULL, "wasm_ioloop: napi_add_async_cleanup_hook failed");
+    return false;
+  }
+  st->cleanup_added = true;
+  return true;
+}
+
+/* Runs when the environment is torn down, after the cleanup hooks finished. */
 static void free_state(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -116,8 +137,8 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   /* From here on free_state owns st. */
-  if (napi_add_async_cleanup_hook(env, on_cleanup, st, &st->cleanup_hook) != napi_ok) {
-    ioloop_throw(env, false, NULL, "wasm_ioloop: napi_add_async_cleanup_hook failed");
+  if (napi_add_env_cleanup_hook(env, on_cleanup, st) != napi_ok) {
+    ioloop_throw(env, false, NULL, "wasm_ioloop: napi_add_env_cleanup_hook failed");
     return NULL;
   }
   napi_value layout = make_layout(env);

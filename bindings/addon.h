@@ -2,18 +2,27 @@
  * registers.
  *
  * Invariants:
- *   - One ioloop_state per Node environment (the main thread and each worker),
- *     set with napi_set_instance_data and passed to every export as its data
+ *   - One ioloop_state per environment (the main thread and each worker), set
+ *     with napi_set_instance_data and passed to every export as its data
  *     pointer. Only that environment's thread touches it, so it needs no lock.
- *   - Descriptors the shim creates for the loop (epoll fds, eventfds) are
- *     recorded in one process-wide table (owned.c, behind a mutex) with the
- *     environment that created them; the environment's cleanup closes those
- *     that are still open. Descriptors made by the sys calls belong to the
- *     caller and are never closed behind its back.
- *   - Guest drivers (guest.c) are linked into their environment's list while
- *     open; `closing_handles` counts libuv handles whose close callback has not
- *     run yet. The environment's async cleanup hook finishes only when it is 0,
- *     so no close callback ever runs after the state is freed.
+ *   - Descriptors the shim creates for the loop (epoll fds, eventfds, the
+ *     eventfds of poll sets) are recorded in one process-wide table (owned.c,
+ *     behind a mutex) with the environment that created them; the
+ *     environment's cleanup closes those that are still open. Descriptors made
+ *     by the sys calls belong to the caller and are never closed behind its
+ *     back.
+ *   - Teardown has two hooks. A plain cleanup hook, added when the module
+ *     loads, closes watchers (joining their threads), then poll sets, then the
+ *     owned descriptors. An async cleanup hook is added only by the first
+ *     guestOpen that succeeds, because only libuv handles close in a callback:
+ *     it closes the guests and finishes when `closing_handles` is back to 0, so
+ *     no close callback ever runs after the state is freed. Hosts without
+ *     libuv never get the async hook.
+ *   - Guest drivers (guest.c), poll sets (pollset.c) and watchers (watcher.c)
+ *     are linked into their environment's lists while open.
+ *   - Nothing links against libuv: guest.c finds the libuv functions it needs
+ *     with dlsym when first used (uv.h is included only for types and
+ *     constants).
  */
 #ifndef WASM_IOLOOP_ADDON_H
 #define WASM_IOLOOP_ADDON_H
@@ -25,12 +34,30 @@ WASM_IOLOOP_NO_NATIVE=1 to skip this build."
 #endif
 
 #include <node_api.h>
-#include <uv.h>
 
+#include "layout.h"
+
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
+
+/* Why a guest driver or a watcher calls onTurn (besides -errno for a failed
+ * wait). The values are the core's (assembly/layout.ts); layout.h carries
+ * them once it names them, and these lines then only restate them. */
+#ifndef IOLOOP_TURN_IO
+#define IOLOOP_TURN_IO 1
+#endif
+#ifndef IOLOOP_TURN_TIMER
+#define IOLOOP_TURN_TIMER 2
+#endif
+_Static_assert(IOLOOP_TURN_IO == 1 && IOLOOP_TURN_TIMER == 2,
+               "the turn reasons are the core's TURN_IO and TURN_TIMER");
 
 typedef struct ioloop_guest ioloop_guest;
+typedef struct ioloop_pollset ioloop_pollset;
+typedef struct ioloop_watcher ioloop_watcher;
 
 typedef struct ioloop_state {
   napi_env env;
@@ -38,12 +65,16 @@ typedef struct ioloop_state {
   uint64_t n_epoll_wait;
   uint64_t n_epoll_ctl;
   uint64_t n_wakes;
-  /* Open guest drivers of this environment. */
+  /* Open guest drivers, poll sets and watchers of this environment. */
   ioloop_guest *guests;
+  ioloop_pollset *pollsets;
+  ioloop_watcher *watchers;
   /* libuv handles closing but not yet closed (guest.c). */
   unsigned closing_handles;
-  /* The async cleanup hook, and whether it waits for closing_handles to drain. */
+  /* The async cleanup hook (once a guest was opened), and whether it waits for
+   * closing_handles to drain. */
   napi_async_cleanup_hook_handle cleanup_hook;
+  bool cleanup_added;
   bool cleanup_waiting;
 } ioloop_state;
 
@@ -56,6 +87,12 @@ typedef struct ioloop_export {
 extern const ioloop_export ioloop_poller_exports[];
 extern const ioloop_export ioloop_guest_exports[];
 extern const ioloop_export ioloop_sys_exports[];
+
+/* addon.c */
+
+/* Add the async cleanup hook that waits for libuv close callbacks, once per
+ * environment. False (with an Error thrown) if the host refuses it. */
+bool ioloop_need_async_cleanup(napi_env env, ioloop_state *st);
 
 /* owned.c: the process-wide table of descriptors owned by environments. */
 

@@ -4,8 +4,9 @@
  * descriptor is ready) and one uv_timer_t armed for the core's earliest
  * deadline. Either one calls onTurn(reason) through napi_make_callback, so Node
  * runs microtasks and process.nextTick after it as it does after its own
- * callbacks: reason 1 = the epoll fd is readable, 2 = the timer fired, a
- * negative number = libuv reported -errno for the poll (the poll is stopped).
+ * callbacks: reason IOLOOP_TURN_IO (1) = the epoll fd is readable,
+ * IOLOOP_TURN_TIMER (2) = the timer fired, a negative number = libuv reported
+ * -errno for the poll (the poll is stopped).
  *
  * Lifetime:
  *   - guestOpen makes both handles stopped and unreferenced: an open guest
@@ -25,19 +26,78 @@
  *     fd's events to one handle). Other guests may be open on the same fd;
  *     when one of them stops or closes, the started one is registered again
  *     (see rearm_peer).
+ *
+ * libuv is reached only through function pointers looked up with dlsym the
+ * first time guestOpen runs (the `libuv` table below). The shim therefore links against no
+ * libuv symbol and loads in hosts that implement N-API without libuv; there
+ * guestOpen throws an Error with code 'ENOSYS' naming the missing function,
+ * and the runtime uses the watcher driver (watcher.c) instead. Every other
+ * function in this file runs only on a guest that guestOpen made, so only after
+ * the lookup succeeded. uv.h is included for the handle types alone.
  */
 #define _GNU_SOURCE
 #include "addon.h"
 #include "util.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <uv.h>
+
+/* The libuv functions the guest driver calls, as the host process provides
+ * them. Written once under libuv_once, read-only afterwards. */
+static struct {
+  int (*poll_init)(uv_loop_t *, uv_poll_t *, int);
+  int (*poll_start)(uv_poll_t *, int, uv_poll_cb);
+  int (*poll_stop)(uv_poll_t *);
+  int (*timer_init)(uv_loop_t *, uv_timer_t *);
+  int (*timer_start)(uv_timer_t *, uv_timer_cb, uint64_t, uint64_t);
+  int (*timer_stop)(uv_timer_t *);
+  void (*close)(uv_handle_t *, uv_close_cb);
+  void (*ref)(uv_handle_t *);
+  void (*unref)(uv_handle_t *);
+  void (*update_time)(uv_loop_t *);
+  /* N-API, but only meaningful where libuv exists, and not every host that
+   * implements N-API exports it. */
+  napi_status (*get_uv_event_loop)(napi_env, struct uv_loop_s **);
+} libuv;
+
+/* The first function the host lacks, or NULL when all were found. */
+static const char *libuv_missing;
+static pthread_once_t libuv_once = PTHREAD_ONCE_INIT;
+
+static void libuv_resolve(void) {
+  /* Object pointers and function pointers convert through void * on every
+   * POSIX system, which is what dlsym relies on. */
+  const struct {
+    const char *name;
+    void **slot;
+  } table[] = {
+      {"uv_poll_init", (void **)&libuv.poll_init},
+      {"uv_poll_start", (void **)&libuv.poll_start},
+      {"uv_poll_stop", (void **)&libuv.poll_stop},
+      {"uv_timer_init", (void **)&libuv.timer_init},
+      {"uv_timer_start", (void **)&libuv.timer_start},
+      {"uv_timer_stop", (void **)&libuv.timer_stop},
+      {"uv_close", (void **)&libuv.close},
+      {"uv_ref", (void **)&libuv.ref},
+      {"uv_unref", (void **)&libuv.unref},
+      {"uv_update_time", (void **)&libuv.update_time},
+      {"napi_get_uv_event_loop", (void **)&libuv.get_uv_event_loop},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    *table[i].slot = dlsym(RTLD_DEFAULT, table[i].name);
+    if (*table[i].slot == NULL && libuv_missing == NULL) libuv_missing = table[i].name;
+  }
+}
 
 struct ioloop_guest {
   ioloop_state *st;
   napi_env env;
+  uv_loop_t *loop;
   uv_poll_t poll;
   uv_timer_t timer;
   napi_ref self; /* weak while stopped, strong while started */
@@ -90,8 +150,8 @@ static void guest_unlink(ioloop_guest *g) {
 static void rearm_peer(ioloop_state *st, const ioloop_guest *g) {
   for (ioloop_guest *other = st->guests; other != NULL; other = other->next) {
     if (other != g && other->started && other->fd == g->fd && !other->fd_gone) {
-      uv_poll_stop(&other->poll);
-      uv_poll_start(&other->poll, UV_READABLE, on_poll);
+      libuv.poll_stop(&other->poll);
+      libuv.poll_start(&other->poll, UV_READABLE, on_poll);
     }
   }
 }
@@ -112,8 +172,8 @@ static void guest_close(ioloop_guest *g) {
   }
   g->handles_open = 2;
   g->st->closing_handles += 2;
-  uv_close((uv_handle_t *)&g->poll, on_handle_closed);
-  uv_close((uv_handle_t *)&g->timer, on_handle_closed);
+  libuv.close((uv_handle_t *)&g->poll, on_handle_closed);
+  libuv.close((uv_handle_t *)&g->timer, on_handle_closed);
   rearm_peer(g->st, g);
 }
 
@@ -151,10 +211,10 @@ static void guest_turn(ioloop_guest *g, int reason) {
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   (void)events;
-  guest_turn(h->data, status < 0 ? status : 1);
+  guest_turn(h->data, status < 0 ? status : IOLOOP_TURN_IO);
 }
 
-static void on_timer(uv_timer_t *h) { guest_turn(h->data, 2); }
+static void on_timer(uv_timer_t *h) { guest_turn(h->data, IOLOOP_TURN_TIMER); }
 
 /* The guest behind argument `v`, or NULL with a TypeError/Error thrown. A
  * closed guest is an Error unless allow_closed. */
@@ -188,11 +248,20 @@ static napi_value guest_open_js(napi_env env, napi_callback_info info) {
   if (!ioloop_arg_fd(env, argv[0], fn, "epfd", &epfd)) return NULL;
   if (!ioloop_arg_function(env, argv[1], fn, "onTurn")) return NULL;
 
+  pthread_once(&libuv_once, libuv_resolve);
+  if (libuv_missing != NULL) {
+    ioloop_throw(env, false, "ENOSYS",
+                 "%s: this host does not provide %s (the guest driver runs on the "
+                 "host's libuv loop; use the watcher driver)",
+                 fn, libuv_missing);
+    return NULL;
+  }
   uv_loop_t *loop = NULL;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) {
+  if (libuv.get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) {
     ioloop_throw(env, false, NULL, "%s: no libuv loop in this environment", fn);
     return NULL;
   }
+  if (!ioloop_need_async_cleanup(env, st)) return NULL;
   napi_value obj, name;
   napi_property_descriptor prop = {"onTurn", NULL, NULL, NULL, NULL, argv[1],
                                    napi_default, NULL};
@@ -212,18 +281,19 @@ static napi_value guest_open_js(napi_env env, napi_callback_info info) {
   g->st = st;
   g->env = env;
   g->fd = epfd;
-  int r = uv_poll_init(loop, &g->poll, epfd);
+  g->loop = loop;
+  int r = libuv.poll_init(loop, &g->poll, epfd);
   if (r != 0) {
     free(g);
-    ioloop_throw(env, false, uv_err_name(r), "%s: cannot watch epfd %d: %s (%s)", fn,
-                 epfd, uv_strerror(r), uv_err_name(r));
+    /* libuv's error numbers are -errno on Unix. */
+    ioloop_throw_errno(env, -r, "%s: cannot watch epfd %d", fn, epfd);
     return NULL;
   }
-  uv_timer_init(loop, &g->timer);
+  libuv.timer_init(loop, &g->timer);
   g->poll.data = g;
   g->timer.data = g;
-  uv_unref((uv_handle_t *)&g->poll);
-  uv_unref((uv_handle_t *)&g->timer);
+  libuv.unref((uv_handle_t *)&g->poll);
+  libuv.unref((uv_handle_t *)&g->timer);
   /* From here on the handles exist, so failures go through guest_close. */
   g->next = st->guests;
   if (g->next != NULL) g->next->prev = g;
@@ -267,18 +337,17 @@ static napi_value guest_start_js(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  int r = uv_poll_start(&g->poll, UV_READABLE, on_poll);
+  int r = libuv.poll_start(&g->poll, UV_READABLE, on_poll);
   if (r != 0) {
-    ioloop_throw(env, false, uv_err_name(r), "%s: uv_poll_start failed: %s (%s)", fn,
-                 uv_strerror(r), uv_err_name(r));
+    ioloop_throw_errno(env, -r, "%s: uv_poll_start failed", fn);
     return NULL;
   }
   if (napi_reference_ref(env, g->self, NULL) != napi_ok) {
-    uv_poll_stop(&g->poll);
+    libuv.poll_stop(&g->poll);
     return NULL;
   }
-  uv_ref((uv_handle_t *)&g->poll);
-  uv_ref((uv_handle_t *)&g->timer);
+  libuv.ref((uv_handle_t *)&g->poll);
+  libuv.ref((uv_handle_t *)&g->timer);
   g->started = true;
   return ioloop_undefined(env);
 }
@@ -295,28 +364,28 @@ static napi_value guest_arm_js(napi_env env, napi_callback_info info) {
                          &ms))
     return NULL;
   if (ms < 0 || isinf(ms)) {
-    uv_timer_stop(&g->timer);
+    libuv.timer_stop(&g->timer);
   } else {
     /* The loop's cached time is from the start of this iteration; without the
      * update a deadline measured from now would fire early. Rounded up so the
      * timer never fires before the core's deadline. */
-    uv_update_time(uv_handle_get_loop((uv_handle_t *)&g->timer));
+    libuv.update_time(g->loop);
     /* Beyond 2**53 ms (285,000 years) is forever in practice; the clamp keeps
      * the conversion defined. */
     uint64_t timeout = ms > 9007199254740992.0 ? UINT64_C(9007199254740992) : (uint64_t)ceil(ms);
-    uv_timer_start(&g->timer, on_timer, timeout, 0);
+    libuv.timer_start(&g->timer, on_timer, timeout, 0);
   }
   return ioloop_undefined(env);
 }
 
 static void guest_stop(ioloop_guest *g) {
-  uv_timer_stop(&g->timer);
-  uv_unref((uv_handle_t *)&g->poll);
-  uv_unref((uv_handle_t *)&g->timer);
+  libuv.timer_stop(&g->timer);
+  libuv.unref((uv_handle_t *)&g->poll);
+  libuv.unref((uv_handle_t *)&g->timer);
   if (!g->started) return;
   /* Only a started poll is stopped: stopping an idle one would still take the
    * fd out of libuv's epoll set (see rearm_peer). */
-  uv_poll_stop(&g->poll);
+  libuv.poll_stop(&g->poll);
   if (g->self != NULL) napi_reference_unref(g->env, g->self, NULL);
   g->started = false;
   rearm_peer(g->st, g);

@@ -1,4 +1,4 @@
-/* Raw system calls for the descriptors that handlers watch (API.md, "Raw
+/* Raw system calls for the descriptors that handlers watch (docs/API.md, "Raw
  * system calls for descriptors").
  *
  * Every descriptor made here is O_NONBLOCK and O_CLOEXEC and belongs to the
@@ -25,6 +25,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+/* For libuv's UV_EAI_* numbers only: they are constants, not symbols. */
+#include <uv.h>
 
 /* Long enough for any numeric address or DNS name (NI_MAXHOST is 1025). */
 #define HOST_MAX 1025

@@ -14,6 +14,7 @@
 
 #include <node_api.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,6 +46,60 @@ static inline void ioloop_throw(napi_env env, bool type_error, const char *code,
     napi_throw_type_error(env, code, msg);
   else
     napi_throw_error(env, code, msg);
+}
+
+/* The symbolic name of an errno value ("EBADF"), as Node names it in an
+ * error's `code`; NULL for a value this list lacks. The list covers what the
+ * shim's own calls (poll, epoll, eventfd, pthread, libuv's poll and timer) can
+ * report. */
+static inline const char *ioloop_errno_name(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOSPC: return "ENOSPC";
+    case EPIPE: return "EPIPE";
+    case ERANGE: return "ERANGE";
+    case EDEADLK: return "EDEADLK";
+    case ENOSYS: return "ENOSYS";
+    case ELOOP: return "ELOOP";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EOPNOTSUPP: return "ENOTSUP";
+    case ETIMEDOUT: return "ETIMEDOUT";
+  }
+  return NULL;
+}
+
+/* Throw an Error for a failed system call: the printf-style message, then
+ * ": <description> (<NAME>)", with `code` set to the errno's name. */
+static inline void ioloop_throw_errno(napi_env env, int err, const char *fmt, ...) {
+  char what[256], buf[128];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  const char *name = ioloop_errno_name(err);
+  char fallback[24];
+  if (name == NULL) {
+    snprintf(fallback, sizeof fallback, "E%d", err);
+    name = fallback;
+  }
+  /* The GNU strerror_r: it returns the text, which may or may not be buf. */
+  const char *text = strerror_r(err, buf, sizeof buf);
+  ioloop_throw(env, false, name, "%s: %s (%s)", what, text, name);
 }
 
 /* Describe a value for an error message: a number prints as itself, anything
