@@ -1,5 +1,6 @@
 // A million timers through the whole loop: every one fires, in (deadline, insertion)
 // order, with no trap, and the loop holds nothing afterwards.
+import { engineOf } from '../src/ioloop';
 import { guardResources, newLoop } from './helpers';
 
 guardResources();
@@ -47,7 +48,7 @@ test('1,000,000 timers fire in (deadline, insertion) order with no trap', async 
 test('past the memory limit callLater throws a clear RangeError, and the loop keeps working', async () => {
   const loop = newLoop({ backend: 'fake' });
   // The core's test hook lowers its memory cap, so the limit is reached without gigabytes.
-  const core = (loop as unknown as { core: { memory_limit(pages: number): number } }).core;
+  const core = engineOf(loop).core;
   core.memory_limit(64); // 4 MiB
   const handles: unknown[] = [];
   let error: unknown;
