@@ -29,3 +29,17 @@ test('npm start runs the echo demo to a clean exit', async () => {
   const trips = Number(/round trips: (\d+)/.exec(stdout)?.[1]);
   expect(trips).toBeGreaterThan(0);
 });
+
+test("the README's worker-thread example serves a socket from a blocking loop and exits", async () => {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const example = /A worker thread\s+that owns its loop and serves a socket:\s+```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  expect(example).toContain("driver: 'blocking'");
+  const file = path.join(root, 'examples', `.readme-worker-${process.pid}.ts`);
+  fs.writeFileSync(file, example!);
+  try {
+    const { stdout } = await promisify(execFile)(path.join(root, 'node_modules', '.bin', 'tsx'), [file], { cwd: root, timeout: 20_000 });
+    expect(stdout).toBe('echoed: ping\n');
+  } finally {
+    fs.rmSync(file);
+  }
+});
