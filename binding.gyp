@@ -7,7 +7,9 @@
         "bindings/guest.c",
         "bindings/owned.c",
         "bindings/poller.c",
-        "bindings/sys.c"
+        "bindings/pollset.c",
+        "bindings/sys.c",
+        "bindings/watcher.c"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags!": ["-O3", "-Wno-unused-parameter"],

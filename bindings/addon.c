@@ -23,8 +23,12 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 
+/* Watchers first: their threads must be gone before the sets and descriptors
+ * they poll are closed. */
 static void on_cleanup(void *arg) {
   ioloop_state *st = arg;
+  ioloop_watcher_close_all(st);
+  ioloop_pollset_close_all(st);
   ioloop_close_owned(st);
 }
 
@@ -145,7 +149,9 @@ NAPI_MODULE_INIT() {
   if (layout == NULL || napi_set_named_property(env, exports, "layout", layout) != napi_ok ||
       !add_exports(env, exports, st, ioloop_poller_exports) ||
       !add_exports(env, exports, st, ioloop_guest_exports) ||
-      !add_exports(env, exports, st, ioloop_sys_exports)) {
+      !add_exports(env, exports, st, ioloop_sys_exports) ||
+      !add_exports(env, exports, st, ioloop_pollset_exports) ||
+      !add_exports(env, exports, st, ioloop_watcher_exports)) {
     ioloop_throw(env, false, NULL, "wasm_ioloop: cannot build the exports");
     return NULL;
   }

@@ -87,12 +87,79 @@ typedef struct ioloop_export {
 extern const ioloop_export ioloop_poller_exports[];
 extern const ioloop_export ioloop_guest_exports[];
 extern const ioloop_export ioloop_sys_exports[];
+extern const ioloop_export ioloop_pollset_exports[];
+extern const ioloop_export ioloop_watcher_exports[];
 
 /* addon.c */
 
 /* Add the async cleanup hook that waits for libuv close callbacks, once per
  * environment. False (with an Error thrown) if the host refuses it. */
 bool ioloop_need_async_cleanup(napi_env env, ioloop_state *st);
+
+/* poller.c: what epollWait and pollWait share. */
+
+/* The most records one wait writes; the rest stay ready for the next call. */
+#define IOLOOP_WAIT_MAX 1024
+
+/* The checked (buffer, byteOffset, maxEvents, timeoutMs) arguments of a wait. */
+typedef struct ioloop_wait_args {
+  uint8_t *out;   /* where the first record goes */
+  int max;        /* records to write at most, <= IOLOOP_WAIT_MAX */
+  int timeout_ms; /* whole milliseconds rounded up, -1 for no timeout */
+} ioloop_wait_args;
+
+/* Read argv[0..3] as above; false with a TypeError thrown on misuse. */
+bool ioloop_arg_wait(napi_env env, napi_value argv[4], const char *fn,
+                     ioloop_wait_args *out);
+/* The checked (op, fd, events, token) arguments of a ctl call; events and
+ * token are 0 for CTL_DEL. False with a TypeError thrown on misuse. */
+bool ioloop_arg_ctl(napi_env env, napi_value argv[4], const char *fn, int *op, int *fd,
+                    uint32_t *events, uint32_t *token);
+/* A wait asked for `wanted` ms (> 0) at `start` and was interrupted: the whole
+ * milliseconds left, <= 0 once the deadline has passed. Rounding elapsed time
+ * down keeps the wait from ending early. */
+int ioloop_ms_left(int wanted, const struct timespec *start);
+/* Write one (token, events) record, little-endian. */
+void ioloop_put_record(uint8_t *at, uint32_t token, uint32_t events);
+
+/* pollset.c */
+
+/* Something that waits on a copy of a poll set on another thread (a watcher)
+ * and wants to hear when the set changes. `polling` is true while the waiter
+ * may be inside poll(2) on a copy; the set then writes to `efd`. */
+typedef struct ioloop_set_listener {
+  _Atomic bool polling;
+  int efd;
+  struct ioloop_set_listener *next;
+} ioloop_set_listener;
+
+/* The poll set of `st` whose fd is `fd`, or NULL. */
+ioloop_pollset *ioloop_pollset_find(ioloop_state *st, int fd);
+/* The errno for a set argument that is not one: EBADF if `fd` is closed, else
+ * EINVAL (as epoll_ctl says of an epfd that is not an epoll fd). */
+int ioloop_pollset_not_a_set(int fd);
+void ioloop_pollset_listen(ioloop_pollset *set, ioloop_set_listener *l);
+void ioloop_pollset_unlisten(ioloop_pollset *set, ioloop_set_listener *l);
+/* Copy the set's eventfd and registrations (fd and events only) into
+ * (*buf)[at...], growing *buf, unless *gen says the copy there is current.
+ * Returns the number of pollfds from `at`, or -ENOMEM. Takes the set's lock;
+ * the only entry point meant for another thread. */
+int ioloop_pollset_snapshot(ioloop_pollset *set, struct pollfd **buf, size_t *cap,
+                            size_t at, uint64_t *gen);
+/* close(): if `fd` is a set of `st`, free it and close its eventfd, storing
+ * close's result in *result, and return true. Watchers must have been
+ * detached first (ioloop_watcher_forget_fd). */
+bool ioloop_pollset_close(ioloop_state *st, int fd, int *result);
+/* close(): `fd` is being closed, so no set of `st` watches it any more. */
+void ioloop_pollset_forget_fd(ioloop_state *st, int fd);
+void ioloop_pollset_close_all(ioloop_state *st);
+
+/* watcher.c */
+
+/* close(): watchers of `st` waiting on `fd` (an epoll fd or a set) stop, wait
+ * until their thread has left poll(2), and let go of a set. */
+void ioloop_watcher_forget_fd(ioloop_state *st, int fd);
+void ioloop_watcher_close_all(ioloop_state *st);
 
 /* owned.c: the process-wide table of descriptors owned by environments. */
 

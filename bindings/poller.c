@@ -14,9 +14,13 @@
  *   - wake() is one write(2) and is safe from any thread, on any environment's
  *     eventfd; it counts in the calling environment's counters.
  *
- * Limits: at most EPOLLWAIT_MAX records per epollWait (the rest stay ready for
- * the next call); timeouts are whole milliseconds, rounded up so a wait never
- * ends before the deadline it was asked for.
+ * Limits: at most IOLOOP_WAIT_MAX records per epollWait (the rest stay ready
+ * for the next call); timeouts are whole milliseconds, rounded up so a wait
+ * never ends before the deadline it was asked for.
+ *
+ * The argument checks of epollCtl and epollWait are shared with pollCtl and
+ * pollWait (pollset.c), so both pollers accept and refuse exactly the same
+ * values with the same messages.
  */
 #define _GNU_SOURCE
 #include "addon.h"
@@ -42,9 +46,8 @@ _Static_assert(IOLOOP_EVENT_SIZE == 8 && IOLOOP_EVENT_TOKEN_OFFSET == 0 &&
                    IOLOOP_EVENT_EVENTS_OFFSET == 4,
                "the ready record is (u32 token, u32 events)");
 
-/* The records read per epoll_wait. 1024 * 12 bytes fits the stack comfortably;
- * a loop with more ready descriptors gets the rest on its next turn. */
-#define EPOLLWAIT_MAX 1024
+/* IOLOOP_WAIT_MAX epoll_events (12 bytes each) fit the stack comfortably; a
+ * loop with more ready descriptors gets the rest on its next turn. */
 
 #define EV_ALL (IOLOOP_EV_READ | IOLOOP_EV_WRITE | IOLOOP_EV_ERROR)
 
@@ -57,6 +60,11 @@ static void put_u32le(uint8_t *p, uint32_t x) {
   p[2] = (uint8_t)(x >> 16);
   p[3] = (uint8_t)(x >> 24);
 #endif
+}
+
+void ioloop_put_record(uint8_t *at, uint32_t token, uint32_t events) {
+  put_u32le(at + IOLOOP_EVENT_TOKEN_OFFSET, token);
+  put_u32le(at + IOLOOP_EVENT_EVENTS_OFFSET, events);
 }
 
 static int make_epoll(void) { return epoll_create1(EPOLL_CLOEXEC); }
@@ -74,6 +82,31 @@ static napi_value eventfd_open_js(napi_env env, napi_callback_info info) {
   return ioloop_int(env, ioloop_create_owned(data, make_eventfd));
 }
 
+bool ioloop_arg_ctl(napi_env env, napi_value argv[4], const char *fn, int *op_out,
+                    int *fd_out, uint32_t *events_out, uint32_t *token_out) {
+  int64_t op, events = 0, token = 0;
+  if (!ioloop_arg_int(env, argv[0], fn, "op", "CTL_ADD (1), CTL_DEL (2) or CTL_MOD (3)",
+                      1, 3, &op))
+    return false;
+  if (!ioloop_arg_fd(env, argv[1], fn, "fd", fd_out)) return false;
+  if (op != IOLOOP_CTL_DEL) {
+    static const char rule[] = "an integer made of EV_READ, EV_WRITE and EV_ERROR bits";
+    if (!ioloop_arg_int(env, argv[2], fn, "events", rule, 0, EV_ALL, &events))
+      return false;
+    if ((events & ~(int64_t)EV_ALL) != 0) {
+      ioloop_throw_arg(env, argv[2], fn, "events", rule);
+      return false;
+    }
+    if (!ioloop_arg_int(env, argv[3], fn, "token", "an integer in [0, 2**32 - 1]", 0,
+                        4294967295.0, &token))
+      return false;
+  }
+  *op_out = (int)op;
+  *events_out = (uint32_t)events;
+  *token_out = (uint32_t)token;
+  return true;
+}
+
 /* epollCtl(epfd, op, fd, events, token): 0 or -errno. For CTL_DEL, events and
  * token are ignored and may be omitted. */
 static napi_value epoll_ctl_js(napi_env env, napi_callback_info info) {
@@ -82,76 +115,56 @@ static napi_value epoll_ctl_js(napi_env env, napi_callback_info info) {
   void *data = NULL;
   if (!ioloop_args(env, info, 5, argv, &data)) return NULL;
   ioloop_state *st = data;
-  int epfd, fd;
-  int64_t op, events = 0, token = 0;
+  int epfd, op, fd;
+  uint32_t events, token;
   if (!ioloop_arg_fd(env, argv[0], fn, "epfd", &epfd)) return NULL;
-  if (!ioloop_arg_int(env, argv[1], fn, "op", "CTL_ADD (1), CTL_DEL (2) or CTL_MOD (3)",
-                      1, 3, &op))
-    return NULL;
-  if (!ioloop_arg_fd(env, argv[2], fn, "fd", &fd)) return NULL;
-  if (op != IOLOOP_CTL_DEL) {
-    static const char rule[] = "an integer made of EV_READ, EV_WRITE and EV_ERROR bits";
-    if (!ioloop_arg_int(env, argv[3], fn, "events", rule, 0, EV_ALL, &events))
-      return NULL;
-    if ((events & ~(int64_t)EV_ALL) != 0) {
-      ioloop_throw_arg(env, argv[3], fn, "events", rule);
-      return NULL;
-    }
-    if (!ioloop_arg_int(env, argv[4], fn, "token", "an integer in [0, 2**32 - 1]", 0,
-                        4294967295.0, &token))
-      return NULL;
-  }
+  if (!ioloop_arg_ctl(env, argv + 1, fn, &op, &fd, &events, &token)) return NULL;
   struct epoll_event ev;
   memset(&ev, 0, sizeof ev);
-  ev.events = (uint32_t)events; /* no EPOLLET: level-triggered */
-  ev.data.u64 = (uint64_t)token;
+  ev.events = events; /* no EPOLLET: level-triggered */
+  ev.data.u64 = token;
   int r;
   do {
     st->n_epoll_ctl++;
-    r = epoll_ctl(epfd, (int)op, fd, &ev);
+    r = epoll_ctl(epfd, op, fd, &ev);
   } while (r < 0 && errno == EINTR);
   return ioloop_int(env, r < 0 ? -errno : 0);
 }
 
-static int64_t elapsed_ms_floor(const struct timespec *since) {
+int ioloop_ms_left(int wanted, const struct timespec *start) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  return (int64_t)(now.tv_sec - since->tv_sec) * 1000 +
-         (now.tv_nsec - since->tv_nsec) / 1000000;
+  int64_t elapsed = (int64_t)(now.tv_sec - start->tv_sec) * 1000 +
+                    (now.tv_nsec - start->tv_nsec) / 1000000;
+  int64_t left = wanted - elapsed;
+  return left <= 0 ? 0 : (int)left;
 }
 
-/* epollWait(epfd, buffer, byteOffset, maxEvents, timeoutMs): count or -errno. */
-static napi_value epoll_wait_js(napi_env env, napi_callback_info info) {
-  static const char fn[] = "epollWait";
-  napi_value argv[5];
-  void *data = NULL;
-  if (!ioloop_args(env, info, 5, argv, &data)) return NULL;
-  ioloop_state *st = data;
-  int epfd;
+bool ioloop_arg_wait(napi_env env, napi_value argv[4], const char *fn,
+                     ioloop_wait_args *out) {
   int64_t offset, max_events;
   double timeout_d;
-  if (!ioloop_arg_fd(env, argv[0], fn, "epfd", &epfd)) return NULL;
   void *base = NULL;
   size_t length = 0;
-  if (napi_get_arraybuffer_info(env, argv[1], &base, &length) != napi_ok) {
-    ioloop_throw_arg(env, argv[1], fn, "buffer", "an ArrayBuffer");
-    return NULL;
+  if (napi_get_arraybuffer_info(env, argv[0], &base, &length) != napi_ok) {
+    ioloop_throw_arg(env, argv[0], fn, "buffer", "an ArrayBuffer");
+    return false;
   }
-  if (!ioloop_arg_int(env, argv[2], fn, "byteOffset", "an integer >= 0", 0,
+  if (!ioloop_arg_int(env, argv[1], fn, "byteOffset", "an integer >= 0", 0,
                       9007199254740991.0, &offset))
-    return NULL;
-  if (!ioloop_arg_int(env, argv[3], fn, "maxEvents", "an integer >= 1", 1,
+    return false;
+  if (!ioloop_arg_int(env, argv[2], fn, "maxEvents", "an integer >= 1", 1,
                       2147483647.0, &max_events))
-    return NULL;
-  if (!ioloop_arg_number(env, argv[4], fn, "timeoutMs", "a number (< 0 waits forever)",
+    return false;
+  if (!ioloop_arg_number(env, argv[3], fn, "timeoutMs", "a number (< 0 waits forever)",
                          &timeout_d))
-    return NULL;
+    return false;
   /* The whole region the caller named must lie inside the buffer, even though
-   * at most EPOLLWAIT_MAX records are written. */
+   * at most IOLOOP_WAIT_MAX records are written. */
   if ((uint64_t)offset > length ||
       (uint64_t)max_events > (length - (uint64_t)offset) / IOLOOP_EVENT_SIZE) {
     bool detached = false;
-    napi_is_detached_arraybuffer(env, argv[1], &detached);
+    napi_is_detached_arraybuffer(env, argv[0], &detached);
     if (detached)
       ioloop_throw(env, true, "ERR_INVALID_ARG_VALUE",
                    "%s: buffer must not be detached (pass memory.buffer afresh after "
@@ -163,41 +176,53 @@ static napi_value epoll_wait_js(napi_env env, napi_callback_info info) {
                    "(got byteOffset %lld, maxEvents %lld, byteLength %zu)",
                    fn, IOLOOP_EVENT_SIZE, (long long)offset, (long long)max_events,
                    length);
-    return NULL;
+    return false;
   }
-  int max = max_events > EPOLLWAIT_MAX ? EPOLLWAIT_MAX : (int)max_events;
-  int timeout;
+  out->out = (uint8_t *)base + offset;
+  out->max = max_events > IOLOOP_WAIT_MAX ? IOLOOP_WAIT_MAX : (int)max_events;
   if (timeout_d < 0 || timeout_d >= (double)INT_MAX)
-    timeout = -1;
+    out->timeout_ms = -1;
   else
-    timeout = (int)ceil(timeout_d);
+    out->timeout_ms = (int)ceil(timeout_d);
+  return true;
+}
 
-  struct epoll_event evs[EPOLLWAIT_MAX];
+/* epollWait(epfd, buffer, byteOffset, maxEvents, timeoutMs): count or -errno. */
+static napi_value epoll_wait_js(napi_env env, napi_callback_info info) {
+  static const char fn[] = "epollWait";
+  napi_value argv[5];
+  void *data = NULL;
+  if (!ioloop_args(env, info, 5, argv, &data)) return NULL;
+  ioloop_state *st = data;
+  int epfd;
+  ioloop_wait_args w;
+  if (!ioloop_arg_fd(env, argv[0], fn, "epfd", &epfd)) return NULL;
+  if (!ioloop_arg_wait(env, argv + 1, fn, &w)) return NULL;
+
+  struct epoll_event evs[IOLOOP_WAIT_MAX];
   struct timespec start;
-  if (timeout > 0) clock_gettime(CLOCK_MONOTONIC, &start);
+  if (w.timeout_ms > 0) clock_gettime(CLOCK_MONOTONIC, &start);
   int n;
-  const int wanted = timeout;
+  int timeout = w.timeout_ms;
   for (;;) {
     st->n_epoll_wait++;
-    n = epoll_wait(epfd, evs, max, timeout);
+    n = epoll_wait(epfd, evs, w.max, timeout);
     if (n >= 0 || errno != EINTR) break;
-    if (wanted > 0) {
-      /* Wait only for what is left; floor(elapsed) keeps the deadline. */
-      int64_t left = wanted - elapsed_ms_floor(&start);
-      if (left <= 0) {
+    if (w.timeout_ms > 0) {
+      /* Wait only for what is left. */
+      timeout = ioloop_ms_left(w.timeout_ms, &start);
+      if (timeout == 0) {
         n = 0;
         break;
       }
-      timeout = (int)left;
     }
   }
   if (n < 0) return ioloop_int(env, -errno);
 
-  uint8_t *out = (uint8_t *)base + offset;
+  uint8_t *out = w.out;
   for (int i = 0; i < n; i++, out += IOLOOP_EVENT_SIZE) {
     /* epoll_event is packed on x86_64: copy field by field. */
-    put_u32le(out + IOLOOP_EVENT_TOKEN_OFFSET, (uint32_t)evs[i].data.u64);
-    put_u32le(out + IOLOOP_EVENT_EVENTS_OFFSET, evs[i].events & EV_ALL);
+    ioloop_put_record(out, (uint32_t)evs[i].data.u64, evs[i].events & EV_ALL);
   }
   return ioloop_int(env, n);
 }
@@ -238,15 +263,23 @@ static napi_value consume_js(napi_env env, napi_callback_info info) {
   return ioloop_double(env, (double)value);
 }
 
-/* close(fd): 0 or -errno; forgets ownership, and stops a guest driver of this
- * environment that watches fd. */
+/* close(fd): 0 or -errno. Forgets ownership; stops the guest drivers and
+ * watchers of this environment that wait on fd; frees fd's poll set if it is
+ * one; takes fd out of this environment's poll sets (as closing a descriptor
+ * takes it out of epoll sets). */
 static napi_value close_js(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   void *data = NULL;
   if (!ioloop_args(env, info, 1, argv, &data)) return NULL;
+  ioloop_state *st = data;
   int fd;
   if (!ioloop_arg_fd(env, argv[0], "close", "fd", &fd)) return NULL;
-  ioloop_guest_forget_fd(data, fd);
+  ioloop_guest_forget_fd(st, fd);
+  /* Watcher threads leave poll(2) before the number can be reused. */
+  ioloop_watcher_forget_fd(st, fd);
+  int r;
+  if (ioloop_pollset_close(st, fd, &r)) return ioloop_int(env, r);
+  ioloop_pollset_forget_fd(st, fd);
   return ioloop_int(env, ioloop_close_fd(fd));
 }
 
