@@ -176,7 +176,8 @@ export class PortableDriver implements Driver {
  * The blocking driver: the loop runs its iterations back to back on its thread
  * (Engine.runBlocking), waiting in each iteration's one poll. The host's own loop
  * gets the thread back only when the loop stops. Between the phases of an
- * iteration it lets the pending promise continuations run (see `drainMicrotasks`).
+ * iteration the engine lets the pending promise continuations run; where the
+ * host has promise hooks (Node) it counts promise jobs to know when they are done.
  */
 export class BlockingDriver implements Driver {
   readonly waitsInPoll = true;
@@ -196,7 +197,7 @@ export class BlockingDriver implements Driver {
     const release = holdMicrotaskCounter();
     // The loop's promise keeps nothing alive by itself, and needs nothing to: it
     // never lets the host's loop run until it stops.
-    void this.engine.runBlocking(drainMicrotasks, () => run === this.run).finally(release);
+    void this.engine.runBlocking(promiseHooks === null ? null : countJobs, () => run === this.run).finally(release);
   }
 
   arm(): void {}
@@ -225,11 +226,12 @@ const promiseHooks: PromiseHooks | null = (() => {
 })();
 
 let jobsRun = 0;
+const countJobs = (): number => jobsRun;
 let counterHolders = 0;
 let stopCounter: (() => void) | null = null;
 
 /**
- * Counts promise reaction jobs while a blocking loop runs (a hook on every job
+ * Counts promise jobs while a blocking loop runs (a hook on every job
  * costs about 20 ns here; no hook is installed otherwise). Returns the release.
  */
 function holdMicrotaskCounter(): () => void {
@@ -248,27 +250,3 @@ function holdMicrotaskCounter(): () => void {
     }
   };
 }
-
-/**
- * Yields until every pending promise continuation has run, without letting the
- * host's loop run. One `await` lets run the jobs queued before it; a job may queue
- * more, so it yields again while any job other than its own resumption ran.
- * Without promise hooks (Bun, Deno) it yields a fixed number of times: a chain of
- * continuations deeper than that finishes in a later iteration.
- */
-async function drainMicrotasks(): Promise<void> {
-  if (promiseHooks === null) {
-    for (let i = 0; i < FIXED_YIELDS; i++) await null;
-    return;
-  }
-  for (let round = 0; round < MAX_YIELDS; round++) {
-    const before = jobsRun;
-    await null;
-    if (jobsRun - before <= 1) return;
-  }
-}
-
-/** Yields per drain where jobs cannot be counted. */
-const FIXED_YIELDS = 16;
-/** A bound on one drain, for code that keeps queueing jobs forever. */
-const MAX_YIELDS = 10_000;

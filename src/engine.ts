@@ -97,6 +97,11 @@ export const enum State {
  */
 export const TURN_ITERATIONS = 128;
 
+/** Yields per phase where promise jobs cannot be counted (Bun, Deno). */
+const FIXED_YIELDS = 16;
+/** A bound on the yields of one phase, for code that keeps queueing jobs forever. */
+const MAX_YIELDS = 10_000;
+
 /** The packed value of `event_next` (assembly/ready.ts). */
 const EVENT_NONE_LEFT = -1;
 const EVENT_WAKER = -2;
@@ -258,25 +263,39 @@ export class Engine {
   /**
    * The blocking driver's run: iterations back to back on this thread until the
    * loop stops or `current()` turns false. Each iteration lets the promise
-   * continuations of its callbacks and timers run (`drain`) before its one poll
-   * waits with the real timeout, and those of its handlers before the next
-   * iteration starts. Starts at the end of the caller's synchronous job.
+   * continuations of its callbacks and timers run before its one poll waits with
+   * the real timeout, and those of its handlers before the next iteration starts
+   * (a phase that ran no user function skips that). Starts at the end of the
+   * caller's synchronous job.
+   *
+   * Letting continuations run: one `await` runs the jobs queued before it, and a
+   * job may queue more. With a count of promise jobs (`jobsRun`, from promise
+   * hooks) it yields again while any job other than its own resumption ran; without
+   * one it yields FIXED_YIELDS times, and a deeper chain finishes an iteration later.
+   * The yields are inline: an `await` of a helper async function costs three jobs.
    */
-  async runBlocking(drain: () => Promise<void>, current: () => boolean): Promise<void> {
+  async runBlocking(jobsRun: (() => number) | null, current: () => boolean): Promise<void> {
     await null;
     while (this.state === State.Running && current()) {
       let failure: { error: unknown } | null = null;
+      let ran = 0;
       this.inTurn = true;
       try {
         if (this.idleUntil !== null) this.maybeAdvance();
-        const ran = this.runDue();
-        if (ran > 0 && !this.stopping && this.state === State.Running) {
+        if (this.runDue() > 0 && !this.stopping && this.state === State.Running) {
           this.inTurn = false;
-          await drain();
+          for (let round = 0; round < MAX_YIELDS; round++) {
+            const before = jobsRun === null ? 0 : jobsRun();
+            await null;
+            if (jobsRun === null ? round + 1 >= FIXED_YIELDS : jobsRun() - before <= 1) break;
+          }
           if (this.state !== State.Running || !current()) return;
           this.inTurn = true;
         }
-        if (!this.stopping && this.state === State.Running) this.pollAndDispatch(this.pollTimeoutMs());
+        if (!this.stopping && this.state === State.Running) {
+          this.pollAndDispatch(this.pollTimeoutMs());
+          ran = this.lastPollCount;
+        }
       } catch (error) {
         failure = { error };
       } finally {
@@ -287,7 +306,12 @@ export class Engine {
         this.finishStop(failure !== null, failure?.error);
         return;
       }
-      await drain();
+      if (ran === 0) continue;
+      for (let round = 0; round < MAX_YIELDS; round++) {
+        const before = jobsRun === null ? 0 : jobsRun();
+        await null;
+        if (jobsRun === null ? round + 1 >= FIXED_YIELDS : jobsRun() - before <= 1) break;
+      }
     }
   }
 
