@@ -33,7 +33,7 @@
  *   instead of sleeping, moves it forward by the poll timeout (to the next
  *   deadline, at most 3600 s). It moves only after the host's turn has found
  *   nothing ready: no callback, no due timeout, no continuation left to run;
- * - runSync(fn, timeout): Tornado 6's run_sync on startAsync;
+ * - runSync(fn, timeout): Tornado 6's run_sync (as of 6.5) on startAsync;
  * - PlainPeriodicCallback: Tornado 6's PeriodicCallback.
  */
 
@@ -97,13 +97,16 @@ function heapify(heap: PlainTimeout[]): void {
   for (let i = (heap.length >> 1) - 1; i >= 0; i--) siftDown(heap, i);
 }
 
-/** Raised by runSync when the loop stops before the function's result settles (Tornado's TimeoutError). */
+/** Raised by runSync when its timeout stopped the loop before the function's result settled. */
 export class PlainTimeoutError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'TimeoutError';
   }
 }
+
+/** Raised by runSync when stop() ended the loop before the function's result settled. */
+export class PlainStoppedError extends Error {}
 
 /**
  * When startAsync gives the host a turn although work is ready (it always
@@ -262,16 +265,20 @@ export class PlainLoop {
   }
 
   /**
-   * Tornado 6's run_sync: runs `func` as a loop callback and stops the loop
-   * (with a loop callback, through addFuture) once its result settles;
+   * Tornado 6's run_sync (6.5): runs `func` as a loop callback and stops the
+   * loop (with a loop callback, through addFuture) once its result settles;
    * resolves with that result. With `timeout` (seconds on the loop's clock), a
    * timeout stops the loop at that deadline: a promise cannot be cancelled.
-   * Rejects with PlainTimeoutError when the loop stopped before the result
-   * settled, as Tornado raises TimeoutError then.
+   * If the loop stopped before the result settled, rejects with
+   * PlainTimeoutError when the timeout was reached, else with
+   * PlainStoppedError.
    */
   async runSync<T>(func: () => T | PromiseLike<T>, timeout?: number): Promise<T> {
-    // Tornado's future_cell: the state of func's result, once it settles.
-    const cell: { outcome: { ok: true; value: T } | { ok: false; error: unknown } | null } = { outcome: null };
+    // Tornado's future_cell: the state of func's result once it settles, and whether the timeout ran.
+    const cell: { outcome: { ok: true; value: T } | { ok: false; error: unknown } | null; timeoutCalled: boolean } = {
+      outcome: null,
+      timeoutCalled: false,
+    };
     this.addCallback(() => {
       let result: Promise<T>;
       try {
@@ -286,11 +293,20 @@ export class PlainLoop {
       );
       this.addFuture(result, () => this.stop());
     });
-    const timeoutHandle = timeout === undefined ? null : this.addTimeout(this.time() + timeout, () => this.stop());
+    const timeoutHandle =
+      timeout === undefined
+        ? null
+        : this.addTimeout(this.time() + timeout, () => {
+            cell.timeoutCalled = true;
+            this.stop();
+          });
     await this.startAsync();
     if (timeoutHandle !== null) this.removeTimeout(timeoutHandle);
     const outcome = cell.outcome;
-    if (outcome === null) throw new PlainTimeoutError(`Operation timed out after ${timeout} seconds`);
+    if (outcome === null) {
+      if (cell.timeoutCalled) throw new PlainTimeoutError(`Operation timed out after ${timeout} seconds`);
+      throw new PlainStoppedError('Event loop stopped before Future completed.');
+    }
     if (!outcome.ok) throw outcome.error;
     return outcome.value;
   }
