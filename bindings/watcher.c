@@ -24,7 +24,10 @@
  *   - The thread waits only while the watcher is started and armed.
  *   - A failing poll(2), or a poller fd found closed (POLLNVAL), turns with
  *     onTurn(-errno) once; the watcher then waits no more (arms are recorded
- *     but ignored) until watcherStop and watcherStart.
+ *     but ignored) until watcherStop and watcherStart. A poller closed behind
+ *     the shim's back during a wait is found at the next wait: closing a
+ *     descriptor does not end a poll(2) already waiting on it. (close()
+ *     through the shim stops the watcher first, so it never gets there.)
  *   - onTurn runs on the loop thread through napi_make_callback, as a guest's
  *     does, so ticks and microtasks run right after it; an exception it throws
  *     goes to the host's uncaught-exception handling.
