@@ -270,13 +270,25 @@ export type NativeSource = 'local build' | 'prebuilt' | 'WASM_IOLOOP_NATIVE_PATH
 /** Where the shim can be: package root relative to src/ (tests, tsx) and to dist/ (the package). */
 const PACKAGE_ROOT = path.join(__dirname, '..');
 
-/** The candidates, in the order they are tried. */
+/**
+ * The candidates, in the order they are tried. The prebuilt binary has the name
+ * `prebuildify --napi --tag-libc` gives it, which node-gyp-build also reads:
+ * prebuilds/<platform>-<arch>/wasm-ioloop.<libc>.node, libc `musl` on Alpine
+ * and `glibc` elsewhere. scripts/prebuild.js (prebuiltFile) writes that file;
+ * test/package.test.ts checks that an installed tarball loads it from here.
+ */
 function candidates(): { path: string; source: NativeSource }[] {
   const fromEnv = process.env.WASM_IOLOOP_NATIVE_PATH;
   if (fromEnv) return [{ path: fromEnv, source: 'WASM_IOLOOP_NATIVE_PATH' }];
+  let libc = 'glibc';
+  try {
+    if (fs.existsSync('/etc/alpine-release')) libc = 'musl';
+  } catch {
+    // A host that refuses file system access: load() reports that for each candidate.
+  }
   return [
     { path: path.join(PACKAGE_ROOT, 'build', 'Release', 'wasm_ioloop.node'), source: 'local build' },
-    { path: path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'wasm_ioloop.node'), source: 'prebuilt' },
+    { path: path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, `wasm-ioloop.${libc}.node`), source: 'prebuilt' },
   ];
 }
 
