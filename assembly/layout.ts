@@ -22,6 +22,17 @@ export const EVENT_SIZE: i32 = 8;
 export const EVENT_TOKEN_OFFSET: i32 = 0;
 export const EVENT_EVENTS_OFFSET: i32 = 4;
 
+/** What event_next returns: `slot << EVENT_SLOT_SHIFT | events` for a handler's
+ * ready record, where events (the EV_* bits) are masked to EVENT_BITS_MASK so they
+ * stay below the shift; EVENT_NONE_LEFT when no records are left; EVENT_WAKER for
+ * a waker record. A handler's value is never negative (its slot is below
+ * 2^HANDLER_SLOT_BITS, so the value is below 2^28), so the two negatives cannot be
+ * taken for one. */
+export const EVENT_SLOT_SHIFT: i32 = 8;
+export const EVENT_BITS_MASK: i32 = 0xff;
+export const EVENT_NONE_LEFT: i32 = -1;
+export const EVENT_WAKER: i32 = -2;
+
 /** Handler tokens: slot in the low HANDLER_SLOT_BITS bits, the slot's generation
  * above them. A token never equals WAKER_TOKEN. */
 export const HANDLER_SLOT_BITS: i32 = 20;
@@ -40,8 +51,16 @@ export const TIMER_SLOTS: i32 = 1 << TIMER_SLOT_BITS;
 /** The longest the loop waits in one poll, in seconds (Tornado's _POLL_TIMEOUT). */
 export const MAX_POLL_TIMEOUT: f64 = 3600.0;
 
+/** Why the native shim's guest driver calls the runtime's onTurn: TURN_IO when the
+ * poller's fd is readable, TURN_TIMER when the timer the runtime armed fires, or a
+ * negative -errno when libuv reports a poll error. The core never sees them; they
+ * are here so that the shim and the runtime have one source to agree on. */
+export const TURN_IO: i32 = 1;
+export const TURN_TIMER: i32 = 2;
+
 /** Ready records the core's buffer holds: `poll` asks the poller for at most this
  * many per call. 1024 is one `epoll_wait` batch, as libuv and Tornado take; since
  * readiness is level-triggered, whatever does not fit is reported again by the
- * next iteration's poll, so a larger buffer only delays timers and callbacks. */
+ * next iteration's poll, so a larger buffer only delays timers and callbacks.
+ * The native shim's epoll_wait writes at most as many per call. */
 export const READY_CAPACITY: i32 = 1024;

@@ -14,6 +14,7 @@
 
 import {
   EV_ERROR, EVENT_SIZE, HANDLER_SLOT_BITS, EVENT_TOKEN_OFFSET, EVENT_EVENTS_OFFSET, READY_CAPACITY, WAKER_TOKEN,
+  EVENT_SLOT_SHIFT, EVENT_BITS_MASK, EVENT_NONE_LEFT, EVENT_WAKER,
 } from "./layout";
 import { epoll_wait, epollFd } from "./poller";
 import { tokenInterest } from "./handlers";
@@ -46,26 +47,27 @@ export function poll(timeout_ms: i32): i32 {
 }
 
 /**
- * The next ready record that is still current: returns slot * 256 + events, where
- * events is what was ready masked by the slot's interest (which includes EV_ERROR)
- * and by 0xff; -2 for a WAKER_TOKEN record; -1 when no records are left. Records of
- * a removed or reused slot, and records with no bits left after masking, are
- * dropped.
+ * The next ready record that is still current: returns
+ * `slot << EVENT_SLOT_SHIFT | events`, where events is what was ready masked by the
+ * slot's interest (which includes EV_ERROR) and by EVENT_BITS_MASK; EVENT_WAKER
+ * for a WAKER_TOKEN record; EVENT_NONE_LEFT when no records are left (layout.ts).
+ * Records of a removed or reused slot, and records with no bits left after
+ * masking, are dropped.
  */
 export function event_next(): i32 {
   while (readCursor < readyLength) {
-    let p = readyBuffer + (<usize>readCursor << 3);
+    let p = readyBuffer + <usize>readCursor * <usize>EVENT_SIZE;
     readCursor++;
     let token = load<u32>(p, EVENT_TOKEN_OFFSET);
-    if (token == WAKER_TOKEN) return -2;
+    if (token == WAKER_TOKEN) return EVENT_WAKER;
     let interest = tokenInterest(token);
     if (interest < 0) continue;
-    let events = load<i32>(p, EVENT_EVENTS_OFFSET) & (interest | EV_ERROR) & 0xff;
+    let events = load<i32>(p, EVENT_EVENTS_OFFSET) & (interest | EV_ERROR) & EVENT_BITS_MASK;
     if (events == 0) continue;
     eventsDelivered += 1;
-    return <i32>((token & SLOT_MASK) << 8) | events;
+    return <i32>((token & SLOT_MASK) << EVENT_SLOT_SHIFT) | events;
   }
-  return -1;
+  return EVENT_NONE_LEFT;
 }
 
 /** Forgets records not yet read (when the poller closes). */

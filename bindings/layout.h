@@ -22,4 +22,13 @@
 #define IOLOOP_CTL_DEL 2
 #define IOLOOP_CTL_MOD 3
 
+/* Why the guest driver calls onTurn: the poller's fd is readable, or the armed
+ * timer fired. A negative reason is -errno. */
+#define IOLOOP_TURN_IO 1
+#define IOLOOP_TURN_TIMER 2
+
+/* Ready records the core's buffer holds, and so the most one epoll_wait call
+ * writes into it. */
+#define IOLOOP_READY_CAPACITY 1024
+
 #endif

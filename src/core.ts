@@ -158,6 +158,16 @@ export interface CoreLayout {
   readonly EVENT_SIZE: number;
   readonly EVENT_TOKEN_OFFSET: number;
   readonly EVENT_EVENTS_OFFSET: number;
+  /**
+   * What `event_next` returns: `slot << EVENT_SLOT_SHIFT | events` for a handler's
+   * record (so `packed >> EVENT_SLOT_SHIFT` is the slot and `packed &
+   * EVENT_BITS_MASK` the events); EVENT_NONE_LEFT (-1) when no records are left;
+   * EVENT_WAKER (-2) for a waker record.
+   */
+  readonly EVENT_SLOT_SHIFT: number;
+  readonly EVENT_BITS_MASK: number;
+  readonly EVENT_NONE_LEFT: number;
+  readonly EVENT_WAKER: number;
   /** Bits of a handler token that hold the slot; the generation is above them. */
   readonly HANDLER_SLOT_BITS: number;
   /** The token of waker records, as an unsigned number (0xffffffff). */
@@ -171,17 +181,24 @@ export interface CoreLayout {
   readonly TIMER_SLOTS: number;
   /** The longest poll timeout, in seconds. */
   readonly MAX_POLL_TIMEOUT: number;
-  /** Ready records one poll may return. */
+  /**
+   * Why the native shim's guest driver calls onTurn: TURN_IO (the poller's fd is
+   * readable), TURN_TIMER (the armed timer fired); a negative reason is -errno.
+   */
+  readonly TURN_IO: number;
+  readonly TURN_TIMER: number;
+  /** Ready records one poll may return (the shim's epoll_wait writes at most as many). */
   readonly READY_CAPACITY: number;
 }
 
 const LAYOUT_NAMES = [
   'EV_NONE', 'EV_READ', 'EV_WRITE', 'EV_ERROR',
   'EVENT_SIZE', 'EVENT_TOKEN_OFFSET', 'EVENT_EVENTS_OFFSET',
+  'EVENT_SLOT_SHIFT', 'EVENT_BITS_MASK', 'EVENT_NONE_LEFT', 'EVENT_WAKER',
   'HANDLER_SLOT_BITS', 'WAKER_TOKEN',
   'CTL_ADD', 'CTL_DEL', 'CTL_MOD',
   'TIMER_SLOT_BITS', 'TIMER_SLOTS',
-  'MAX_POLL_TIMEOUT', 'READY_CAPACITY',
+  'MAX_POLL_TIMEOUT', 'TURN_IO', 'TURN_TIMER', 'READY_CAPACITY',
 ] as const satisfies readonly (keyof CoreLayout)[];
 
 /** Constants that are unsigned in the core; a WebAssembly i32 global reads as signed. */

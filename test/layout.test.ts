@@ -13,7 +13,11 @@ test('the native shim is built and loaded', () => {
   expect(native).not.toBeNull();
 });
 
-test.each(['EV_NONE', 'EV_READ', 'EV_WRITE', 'EV_ERROR', 'EVENT_SIZE', 'EVENT_TOKEN_OFFSET', 'EVENT_EVENTS_OFFSET', 'HANDLER_SLOT_BITS', 'WAKER_TOKEN', 'CTL_ADD', 'CTL_DEL', 'CTL_MOD'])(
+test.each([
+  'EV_NONE', 'EV_READ', 'EV_WRITE', 'EV_ERROR', 'EVENT_SIZE', 'EVENT_TOKEN_OFFSET', 'EVENT_EVENTS_OFFSET',
+  'HANDLER_SLOT_BITS', 'WAKER_TOKEN', 'CTL_ADD', 'CTL_DEL', 'CTL_MOD',
+  'TURN_IO', 'TURN_TIMER', 'READY_CAPACITY',
+])(
   'bindings/layout.h agrees with the core on %s',
   (name) => {
     const fromCore = layout[name];
@@ -36,3 +40,47 @@ test("the event bits are the OS's epoll and poll bits, so no backend translates 
   expect([READ, WRITE, ERROR]).toEqual([os.POLLIN, os.POLLOUT, os.POLLERR | os.POLLHUP]);
   expect([layout.CTL_ADD, layout.CTL_DEL, layout.CTL_MOD]).toEqual([os.EPOLL_CTL_ADD, os.EPOLL_CTL_DEL, os.EPOLL_CTL_MOD]);
 });
+
+test('the turn reasons are 1 and 2: positive, so that a negative reason can only be -errno', () => {
+  expect(layout.TURN_IO).toBe(1);
+  expect(layout.TURN_TIMER).toBe(2);
+});
+
+test('the event_next encoding: slot << EVENT_SLOT_SHIFT | events, EVENT_NONE_LEFT, EVENT_WAKER', () => {
+  expect(layout.EVENT_SLOT_SHIFT).toBe(8);
+  expect(layout.EVENT_BITS_MASK).toBe(0xff);
+  expect(layout.EVENT_NONE_LEFT).toBe(-1);
+  expect(layout.EVENT_WAKER).toBe(-2);
+  // The events fit below the shift, and the largest slot's value is still positive.
+  expect(layout.EVENT_BITS_MASK).toBe((1 << layout.EVENT_SLOT_SHIFT) - 1);
+  expect(layout.EVENT_BITS_MASK & (layout.EV_READ | layout.EV_WRITE | layout.EV_ERROR)).toBe(layout.EV_READ | layout.EV_WRITE | layout.EV_ERROR);
+  expect(layout.HANDLER_SLOT_BITS + layout.EVENT_SLOT_SHIFT).toBeLessThan(31);
+
+  // And event_next returns exactly that: a core whose epoll_wait reports a handler
+  // record and a waker record.
+  let records: Array<[number, number]> = [];
+  const tokens = new Map<number, number>();
+  const c = instantiateCore({
+    epoll_create: () => 3,
+    epoll_ctl: (_epfd, _op, fd, _events, token) => (tokens.set(fd, token >>> 0), 0),
+    epoll_wait: (_epfd, ptr, max) => {
+      const view = new DataView(c.memory.buffer);
+      const n = Math.min(max, records.length);
+      for (let i = 0; i < n; i++) {
+        view.setUint32(ptr + i * layout.EVENT_SIZE + layout.EVENT_TOKEN_OFFSET, records[i][0], true);
+        view.setUint32(ptr + i * layout.EVENT_SIZE + layout.EVENT_EVENTS_OFFSET, records[i][1], true);
+      }
+      return n;
+    },
+    fd_close: () => 0,
+  });
+  expect(c.loop_init()).toBe(0);
+  for (let fd = 10; fd < 15; fd++) c.handler_add(fd, layout.EV_READ | layout.EV_WRITE);
+  expect(c.waker_add(20)).toBe(0);
+  records = [[tokens.get(13)!, layout.EV_WRITE], [layout.WAKER_TOKEN, layout.EV_READ]];
+  expect(c.poll(0)).toBe(2);
+  expect(c.event_next()).toBe((c.handler_slot(13) << layout.EVENT_SLOT_SHIFT) | layout.EV_WRITE);
+  expect(c.event_next()).toBe(layout.EVENT_WAKER);
+  expect(c.event_next()).toBe(layout.EVENT_NONE_LEFT);
+});
+
