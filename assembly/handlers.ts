@@ -25,15 +25,9 @@
 //   whose growth failing undoes the kernel registration.
 
 import { EV_ERROR, EV_READ, CTL_ADD, CTL_DEL, CTL_MOD, HANDLER_SLOT_BITS, WAKER_TOKEN } from "./layout";
+import { ERRNO_EBADF, ERRNO_ENOENT, ERRNO_EEXIST, ERRNO_ENOMEM, ERRNO_ENOSPC } from "./layout";
 import { regionGrow, grantedBytes } from "./memory";
 import { epoll_ctl, epollFd } from "./poller";
-
-const EBADF: i32 = 9;
-const ENOENT: i32 = 2;
-const EEXIST: i32 = 17;
-const ENOMEM: i32 = 12;
-/** What epoll_ctl itself returns when the user's watch limit is reached. */
-const ENOSPC: i32 = 28;
 
 const HANDLER_SLOT_SIZE: usize = 16;
 const SLOT_MASK: u32 = (1 << HANDLER_SLOT_BITS) - 1;
@@ -102,12 +96,12 @@ function growSlots(): bool {
  * registered. On any error nothing changes.
  */
 export function handler_add(fd: i32, events: i32): i32 {
-  if (fd < 0) return -EBADF;
-  if (lookup(fd) != NO_SLOT) return -EEXIST;
+  if (fd < 0) return -ERRNO_EBADF;
+  if (lookup(fd) != NO_SLOT) return -ERRNO_EEXIST;
   let fresh = freeHead == NO_SLOT;
   if (fresh) {
-    if (slotCount >= MAX_HANDLER_SLOTS) return -ENOSPC;
-    if (slotCount >= slotCapacity && !growSlots()) return -ENOMEM;
+    if (slotCount >= MAX_HANDLER_SLOTS) return -ERRNO_ENOSPC;
+    if (slotCount >= slotCapacity && !growSlots()) return -ERRNO_ENOMEM;
     // A fresh record past slotCount is still the zero its region started as, so
     // its generation is 0.
   }
@@ -118,7 +112,7 @@ export function handler_add(fd: i32, events: i32): i32 {
   if (result < 0) return result;
   if (<u32>fd >= fdTableLength && !growFdTable(fd)) {
     epoll_ctl(epollFd, CTL_DEL, fd, 0, <i32>token);
-    return -ENOMEM;
+    return -ERRNO_ENOMEM;
   }
   let p = slotPtr(slot);
   if (fresh) {
@@ -140,7 +134,7 @@ export function handler_add(fd: i32, events: i32): i32 {
  */
 export function handler_update(fd: i32, events: i32): i32 {
   let slot = lookup(fd);
-  if (slot == NO_SLOT) return -ENOENT;
+  if (slot == NO_SLOT) return -ERRNO_ENOENT;
   let interest = events | EV_ERROR;
   let result = epoll_ctl(epollFd, CTL_MOD, fd, interest, <i32>tokenOf(slot));
   if (result < 0) return result;
@@ -156,7 +150,7 @@ export function handler_update(fd: i32, events: i32): i32 {
  */
 export function handler_remove(fd: i32): i32 {
   let slot = lookup(fd);
-  if (slot == NO_SLOT) return -ENOENT;
+  if (slot == NO_SLOT) return -ERRNO_ENOENT;
   let p = slotPtr(slot);
   epoll_ctl(epollFd, CTL_DEL, fd, 0, <i32>tokenOf(slot));
   store<i32>(p, -1);
@@ -182,7 +176,7 @@ export function handler_count(): i32 {
 /** Registers the waker's fd for EV_READ under WAKER_TOKEN; it is not in the table.
  * Returns 0, -9 (EBADF) if fd < 0, or the poller's -errno. */
 export function waker_add(fd: i32): i32 {
-  if (fd < 0) return -EBADF;
+  if (fd < 0) return -ERRNO_EBADF;
   let result = epoll_ctl(epollFd, CTL_ADD, fd, EV_READ, <i32>WAKER_TOKEN);
   return result < 0 ? result : 0;
 }

@@ -64,3 +64,20 @@ export const TURN_TIMER: i32 = 2;
  * next iteration's poll, so a larger buffer only delays timers and callbacks.
  * The native shim's epoll_wait writes at most as many per call. */
 export const READY_CAPACITY: i32 = 1024;
+
+/** The errno values (Linux's) that the core returns negated and that the runtime
+ * tests for by name. The shim takes its values from <errno.h>; the runtime's
+ * `Errno` enum (src/errors.ts) copies these, and test/layout.test.ts checks both
+ * against these and against the OS. */
+export const ERRNO_ENOENT: i32 = 2;
+export const ERRNO_EINTR: i32 = 4;
+export const ERRNO_EBADF: i32 = 9;
+export const ERRNO_EAGAIN: i32 = 11;
+export const ERRNO_ENOMEM: i32 = 12;
+export const ERRNO_EEXIST: i32 = 17;
+export const ERRNO_EINVAL: i32 = 22;
+/** What epoll_ctl itself returns at the user's watch limit, and so what the core
+ * returns when its handler table is full. */
+export const ERRNO_ENOSPC: i32 = 28;
+export const ERRNO_EPIPE: i32 = 32;
+export const ERRNO_ENOSYS: i32 = 38;

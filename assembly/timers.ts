@@ -19,7 +19,7 @@
 //   after dead records are squeezed out (at most slotCount - heapLength live ones
 //   remain) the whole heap fits behind them: collecting never has to allocate.
 
-import { TIMER_SLOTS } from "./layout";
+import { TIMER_SLOTS, ERRNO_EINVAL } from "./layout";
 import { regionGrow, grantedBytes } from "./memory";
 import {
   slotCount, slotCapacity, slotNeedsFresh, growSlots,
@@ -87,7 +87,7 @@ function compactDue(): void {
  * NaN, which has no place in the order. -Infinity and +Infinity are accepted.
  */
 export function timer_start(deadline: f64): f64 {
-  if (isNaN(deadline)) return -22;
+  if (isNaN(deadline)) return <f64>-ERRNO_EINVAL;
   if (slotNeedsFresh()) {
     if (slotCount >= <u32>TIMER_SLOTS) return -1;
     if (slotCount >= slotCapacity && !growSlots()) return -1;

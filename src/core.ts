@@ -189,6 +189,20 @@ export interface CoreLayout {
   readonly TURN_TIMER: number;
   /** Ready records one poll may return (the shim's epoll_wait writes at most as many). */
   readonly READY_CAPACITY: number;
+  /**
+   * Linux's errno values that the core returns negated and the runtime tests for
+   * by name; the runtime's `Errno` enum (errors.ts) holds the same values.
+   */
+  readonly ERRNO_ENOENT: number;
+  readonly ERRNO_EINTR: number;
+  readonly ERRNO_EBADF: number;
+  readonly ERRNO_EAGAIN: number;
+  readonly ERRNO_ENOMEM: number;
+  readonly ERRNO_EEXIST: number;
+  readonly ERRNO_EINVAL: number;
+  readonly ERRNO_ENOSPC: number;
+  readonly ERRNO_EPIPE: number;
+  readonly ERRNO_ENOSYS: number;
 }
 
 const LAYOUT_NAMES = [
@@ -199,6 +213,8 @@ const LAYOUT_NAMES = [
   'CTL_ADD', 'CTL_DEL', 'CTL_MOD',
   'TIMER_SLOT_BITS', 'TIMER_SLOTS',
   'MAX_POLL_TIMEOUT', 'TURN_IO', 'TURN_TIMER', 'READY_CAPACITY',
+  'ERRNO_ENOENT', 'ERRNO_EINTR', 'ERRNO_EBADF', 'ERRNO_EAGAIN', 'ERRNO_ENOMEM',
+  'ERRNO_EEXIST', 'ERRNO_EINVAL', 'ERRNO_ENOSPC', 'ERRNO_EPIPE', 'ERRNO_ENOSYS',
 ] as const satisfies readonly (keyof CoreLayout)[];
 
 /** Constants that are unsigned in the core; a WebAssembly i32 global reads as signed. */

@@ -44,7 +44,12 @@ export function errnoName(errno: number): string {
   }
 }
 
-/** Errno values the runtime tests for by name. */
+/**
+ * Errno values (Linux's) that the core returns negated and the runtime tests for
+ * by name. Their one source is assembly/layout.ts (`ERRNO_*`); a const enum needs
+ * literal values, so they are copied here, and test/layout.test.ts checks every
+ * member against the core's value and against `os.constants.errno`.
+ */
 export const enum Errno {
   ENOENT = 2,
   EINTR = 4,
@@ -53,6 +58,7 @@ export const enum Errno {
   ENOMEM = 12,
   EEXIST = 17,
   EINVAL = 22,
+  ENOSPC = 28,
   EPIPE = 32,
   ENOSYS = 38,
 }

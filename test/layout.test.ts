@@ -1,7 +1,10 @@
 // One source for shared constants and record layouts: assembly/layout.ts. The core
 // exports its values; this checks the native shim's copies (bindings/layout.h),
-// the public constants (src/constants.ts) and the OS's own values against it.
+// the runtime's copies (src/constants.ts, the Errno enum of src/errors.ts) and the
+// OS's own values against it.
+import * as os from 'node:os';
 import { coreLayout, instantiateCore } from '../src/core';
+import { Errno } from '../src/errors';
 import { ERROR, IOLoop, NONE, READ, WRITE } from '../src/index';
 import { loadNative } from '../src/native';
 
@@ -84,3 +87,27 @@ test('the event_next encoding: slot << EVENT_SLOT_SHIFT | events, EVENT_NONE_LEF
   expect(c.event_next()).toBe(layout.EVENT_NONE_LEFT);
 });
 
+// Every member of the Errno const enum, listed by name: the type makes this list
+// exactly the enum's members, so a member added there must be added here.
+const ERRNO: Record<keyof typeof Errno, number> = {
+  ENOENT: Errno.ENOENT,
+  EINTR: Errno.EINTR,
+  EBADF: Errno.EBADF,
+  EAGAIN: Errno.EAGAIN,
+  ENOMEM: Errno.ENOMEM,
+  EEXIST: Errno.EEXIST,
+  EINVAL: Errno.EINVAL,
+  ENOSPC: Errno.ENOSPC,
+  EPIPE: Errno.EPIPE,
+  ENOSYS: Errno.ENOSYS,
+};
+
+test('the Errno enum and the core have the same errno names', () => {
+  const fromCore = Object.keys(layout).filter((k) => k.startsWith('ERRNO_')).map((k) => k.slice('ERRNO_'.length));
+  expect(Object.keys(ERRNO).sort()).toEqual(fromCore.sort());
+});
+
+test.each(Object.entries(ERRNO))("Errno.%s agrees with the core's ERRNO_ value and with the OS", (name, value) => {
+  expect(value).toBe(layout[`ERRNO_${name}`]);
+  expect(value).toBe((os.constants.errno as Record<string, number>)[name]);
+});
