@@ -158,8 +158,11 @@ static bool runnable(const ioloop_watcher *w) {
 static int ms_until(const struct timespec *deadline) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  int64_t ns = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000000000 +
-               (deadline->tv_nsec - now.tv_nsec);
+  int64_t sec = (int64_t)(deadline->tv_sec - now.tv_sec);
+  /* A deadline years away (arming allows up to 2**53 ms) would overflow the
+   * nanoseconds; the longest wait is enough, the thread then waits again. */
+  if (sec > INT_MAX / 1000) return INT_MAX;
+  int64_t ns = sec * 1000000000 + (deadline->tv_nsec - now.tv_nsec);
   if (ns <= 0) return 0;
   int64_t ms = (ns + 999999) / 1000000;
   return ms > INT_MAX ? INT_MAX : (int)ms;

@@ -307,11 +307,12 @@ describe('native poll set', () => {
        setTimeout(() => native.wake(workerData.ps), 50);`,
       { eval: true, workerData: { addon: ADDON, ps } },
     );
+    const exited = once(worker, 'exit');
     await once(worker, 'online');
     const t0 = process.hrtime.bigint();
     expect(native.pollWait(ps, buf, 0, 8, 10000)).toBe(0);
     expect(Number(process.hrtime.bigint() - t0) / 1e6).toBeLessThan(5000);
-    await once(worker, 'exit');
+    await exited;
   });
 
   test('many_registrations_keep_their_tokens_through_removals_in_the_middle', () => {
@@ -397,8 +398,11 @@ describe('native poll set', () => {
        parentPort.postMessage(sets);`,
       { eval: true, workerData: ADDON },
     );
+    // Both listeners first: a worker that exits with a message still queued
+    // emits 'message' and 'exit' back to back.
+    const exited = once(worker, 'exit');
     const [sets] = (await once(worker, 'message')) as [number[]];
-    expect(await once(worker, 'exit')).toEqual([0]);
+    expect(await exited).toEqual([0]);
     const open = fs.readdirSync('/proc/self/fd');
     for (const fd of sets) expect(open).not.toContain(String(fd));
   });

@@ -322,8 +322,9 @@ describe('native watcher', () => {
     native.watcherArm(f.watcher, -1);
     const turn = f.nextTurn();
     const worker = new Worker(`require(${JSON.stringify(ADDON)}).wake(${f.poller});`, { eval: true });
+    const exited = once(worker, 'exit');
     expect(await turn).toBe(TURN_IO);
-    await once(worker, 'exit');
+    await exited;
     expect(f.drain()).toBe(0); // the set's eventfd is never a record
     await sleep(10);
     expect(f.turns).toEqual([TURN_IO]); // and it was drained: no second turn on re-arm
@@ -342,8 +343,9 @@ describe('native watcher', () => {
       native.watcherArm(f.watcher, -1);
       const turn = f.nextTurn();
       const worker = new Worker(`require(${JSON.stringify(ADDON)}).wake(${efd});`, { eval: true });
+      const exited = once(worker, 'exit');
       expect(await turn).toBe(TURN_IO);
-      await once(worker, 'exit');
+      await exited;
       expect(native.consume(efd)).toBe(1);
       native.watcherStop(f.watcher);
     } finally {
