@@ -2,68 +2,73 @@
 //
 // fd table: a direct array indexed by fd of u32 (slot + 1), 0 for "not registered";
 // it grows to the largest fd registered, as fds are small dense integers.
-// Handler slot: a 16-byte record
-//   offset 0   i32 fd          -1 while the slot is free
-//   offset 4   i32 interest    the events registered, always including EV_ERROR
-//   offset 8   u32 generation  changes (mod 2^(32 - HANDLER_SLOT_BITS)) whenever the slot is freed
-//   offset 12  u32 next        next free slot, while free
+// Handler slots: a slot table (slots.ts) of 16-byte records
+//   offset 0   u32 generation  0 .. GENERATION_LIMIT-1 (2^(32 - HANDLER_SLOT_BITS)
+//                              values); advances whenever the slot is freed
+//   offset 4   u32 link        while in use, the fd (never negative, so below FREE);
+//                              while free, FREE | the next free slot
+//   offset 8   i32 interest    the events registered, always including EV_ERROR
+//   offset 12  u32 unused      (16 bytes, so a record's address is a shift)
 // Token = slot | (generation << HANDLER_SLOT_BITS): what the kernel carries back.
 //
 // Invariants
-// - fdTable[fd] == slot + 1 exactly when slot's record has that fd; the runtime
+// - fdTable[fd] == slot + 1 exactly when slot is in use with that fd; the runtime
 //   keeps its closures in a dense array by the same slot.
-// - A token is current exactly when its slot is in use and has its generation.
+// - A token is current exactly when (slot, generation) is current in the table.
 //   Freeing a slot changes the generation, so ready records of a removed fd, or of
 //   an fd whose slot was reused before the records were read, are not current and
-//   are dropped. (The generation has 12 bits; a record is misattributed only if its
-//   slot is freed a multiple of 4096 times between a poll and the record's read.)
+//   are dropped. (The generation has 12 bits and takes every value, 0 included; a
+//   record is misattributed only if its slot is freed a multiple of 4096 times
+//   between a poll and the record's read.)
 // - Slots are < MAX_HANDLER_SLOTS = 2^HANDLER_SLOT_BITS - 1. Never handing out the
 //   all-ones slot means no token can equal WAKER_TOKEN, whatever the generation.
 // - Every failure leaves the table as it was: registration with the kernel comes
 //   after all the memory it needs is reserved, except the fd table, which grows
 //   only once the kernel accepts the fd (so a bogus huge fd costs no memory), and
-//   whose growth failing undoes the kernel registration.
+//   whose growth failing undoes the kernel registration. The token is computed
+//   before the slot is taken, so a failed registration does not use up a generation.
 
-import { EV_ERROR, EV_READ, CTL_ADD, CTL_DEL, CTL_MOD, HANDLER_SLOT_BITS, WAKER_TOKEN } from "./layout";
-import { ERRNO_EBADF, ERRNO_ENOENT, ERRNO_EEXIST, ERRNO_ENOMEM, ERRNO_ENOSPC } from "./layout";
+import {
+  EV_ERROR, EV_READ, CTL_ADD, CTL_DEL, CTL_MOD, HANDLER_SLOT_BITS, WAKER_TOKEN,
+  ERRNO_EBADF, ERRNO_ENOENT, ERRNO_EEXIST, ERRNO_ENOMEM, ERRNO_ENOSPC,
+} from "./layout";
 import { regionGrow, grantedBytes } from "./memory";
+import { SlotRecord, slotTable } from "./slots";
 import { epoll_ctl, epollFd } from "./poller";
 
-const HANDLER_SLOT_SIZE: usize = 16;
 const SLOT_MASK: u32 = (1 << HANDLER_SLOT_BITS) - 1;
-const GENERATION_MASK: u32 = (1 << (32 - HANDLER_SLOT_BITS)) - 1;
+const FIRST_GENERATION: u32 = 0;
+const GENERATION_LIMIT: u32 = 1 << (32 - HANDLER_SLOT_BITS);
 const MAX_HANDLER_SLOTS: u32 = (1 << HANDLER_SLOT_BITS) - 1;
-const NO_SLOT: u32 = 0xffffffff;
+/** What `lookup` returns for an fd that is not registered (fdTable entry 0, minus 1). */
+const UNREGISTERED: u32 = 0xffffffff;
 const INITIAL_SLOTS: u64 = 64;
 const INITIAL_FDS: u64 = 1024;
+
+@unmanaged class HandlerSlot extends SlotRecord {
+  interest: i32;
+  unused: u32;
+}
+
+const slots = slotTable<HandlerSlot>();
 
 let fdTableBase: usize = 0;
 /** Entries in the fd table (fds 0 .. fdTableLength-1). */
 let fdTableLength: u32 = 0;
 
-let slotBase: usize = 0;
-let slotCapacity: u32 = 0;
-/** Slots handed out at least once. */
-let slotCount: u32 = 0;
-let freeHead: u32 = NO_SLOT;
 /** Registered fds. */
 let registered: u32 = 0;
 
-// @ts-ignore: decorator
-@inline function slotPtr(slot: u32): usize {
-  return slotBase + (<usize>slot << 4);
-}
-
-/** The slot registered for fd, or NO_SLOT. */
+/** The slot registered for fd, or UNREGISTERED. */
 // @ts-ignore: decorator
 @inline function lookup(fd: i32): u32 {
-  if (fd < 0 || <u32>fd >= fdTableLength) return NO_SLOT;
+  if (fd < 0 || <u32>fd >= fdTableLength) return UNREGISTERED;
   return load<u32>(fdTableBase + (<usize>fd << 2)) - 1;
 }
 
 // @ts-ignore: decorator
 @inline function tokenOf(slot: u32): u32 {
-  return slot | (load<u32>(slotPtr(slot), 8) << HANDLER_SLOT_BITS);
+  return slot | (slots.record(slot).generation << HANDLER_SLOT_BITS);
 }
 
 function growFdTable(fd: i32): bool {
@@ -76,18 +81,6 @@ function growFdTable(fd: i32): bool {
   return true;
 }
 
-function growSlots(): bool {
-  let want = max<u64>(INITIAL_SLOTS, <u64>slotCapacity * 2);
-  if (want > <u64>MAX_HANDLER_SLOTS) want = <u64>MAX_HANDLER_SLOTS;
-  let need = <u64>slotCapacity + 1;
-  let p = regionGrow(slotBase, <usize>slotCapacity * HANDLER_SLOT_SIZE,
-    want * HANDLER_SLOT_SIZE, need * HANDLER_SLOT_SIZE);
-  if (p == 0) return false;
-  slotBase = p;
-  slotCapacity = <u32>(grantedBytes / HANDLER_SLOT_SIZE);
-  return true;
-}
-
 /**
  * Registers fd with the poller for `events | EV_ERROR`. Returns the new slot
  * (>= 0), -9 (EBADF) if fd < 0, -17 (EEXIST) if fd is already registered, the
@@ -97,31 +90,21 @@ function growSlots(): bool {
  */
 export function handler_add(fd: i32, events: i32): i32 {
   if (fd < 0) return -ERRNO_EBADF;
-  if (lookup(fd) != NO_SLOT) return -ERRNO_EEXIST;
-  let fresh = freeHead == NO_SLOT;
-  if (fresh) {
-    if (slotCount >= MAX_HANDLER_SLOTS) return -ERRNO_ENOSPC;
-    if (slotCount >= slotCapacity && !growSlots()) return -ERRNO_ENOMEM;
-    // A fresh record past slotCount is still the zero its region started as, so
-    // its generation is 0.
+  if (lookup(fd) != UNREGISTERED) return -ERRNO_EEXIST;
+  if (!slots.hasFree()) {
+    if (slots.count >= MAX_HANDLER_SLOTS) return -ERRNO_ENOSPC;
+    if (slots.count >= slots.capacity && !slots.grow(INITIAL_SLOTS, MAX_HANDLER_SLOTS)) return -ERRNO_ENOMEM;
   }
-  let slot = fresh ? slotCount : freeHead;
   let interest = events | EV_ERROR;
-  let token = tokenOf(slot);
+  let token = slots.next() | (slots.nextGeneration(FIRST_GENERATION) << HANDLER_SLOT_BITS);
   let result = epoll_ctl(epollFd, CTL_ADD, fd, interest, <i32>token);
   if (result < 0) return result;
   if (<u32>fd >= fdTableLength && !growFdTable(fd)) {
     epoll_ctl(epollFd, CTL_DEL, fd, 0, <i32>token);
     return -ERRNO_ENOMEM;
   }
-  let p = slotPtr(slot);
-  if (fresh) {
-    slotCount++;
-  } else {
-    freeHead = load<u32>(p, 12);
-  }
-  store<i32>(p, fd);
-  store<i32>(p, interest, 4);
+  let slot = slots.take(<u32>fd, FIRST_GENERATION);
+  slots.record(slot).interest = interest;
   store<u32>(fdTableBase + (<usize>fd << 2), slot + 1);
   registered++;
   return <i32>slot;
@@ -134,11 +117,11 @@ export function handler_add(fd: i32, events: i32): i32 {
  */
 export function handler_update(fd: i32, events: i32): i32 {
   let slot = lookup(fd);
-  if (slot == NO_SLOT) return -ERRNO_ENOENT;
+  if (slot == UNREGISTERED) return -ERRNO_ENOENT;
   let interest = events | EV_ERROR;
   let result = epoll_ctl(epollFd, CTL_MOD, fd, interest, <i32>tokenOf(slot));
   if (result < 0) return result;
-  store<i32>(slotPtr(slot), interest, 4);
+  slots.record(slot).interest = interest;
   return 0;
 }
 
@@ -150,14 +133,9 @@ export function handler_update(fd: i32, events: i32): i32 {
  */
 export function handler_remove(fd: i32): i32 {
   let slot = lookup(fd);
-  if (slot == NO_SLOT) return -ERRNO_ENOENT;
-  let p = slotPtr(slot);
+  if (slot == UNREGISTERED) return -ERRNO_ENOENT;
   epoll_ctl(epollFd, CTL_DEL, fd, 0, <i32>tokenOf(slot));
-  store<i32>(p, -1);
-  store<i32>(p, 0, 4);
-  store<u32>(p, (load<u32>(p, 8) + 1) & GENERATION_MASK, 8);
-  store<u32>(p, freeHead, 12);
-  freeHead = slot;
+  slots.free(slot, FIRST_GENERATION, GENERATION_LIMIT);
   store<u32>(fdTableBase + (<usize>fd << 2), 0);
   registered--;
   return <i32>slot;
@@ -185,9 +163,6 @@ export function waker_add(fd: i32): i32 {
  * is not current (its slot was freed, or freed and reused, or never handed out). */
 export function tokenInterest(token: u32): i32 {
   let slot = token & SLOT_MASK;
-  if (slot >= slotCount) return -1;
-  let p = slotPtr(slot);
-  if (load<i32>(p) < 0) return -1;
-  if (load<u32>(p, 8) != token >> HANDLER_SLOT_BITS) return -1;
-  return load<i32>(p, 4);
+  if (!slots.isCurrent(slot, token >> HANDLER_SLOT_BITS)) return -1;
+  return slots.record(slot).interest;
 }

@@ -3,8 +3,8 @@
 // Invariants
 // - Every array of the core (timer heap, timer slots, due list, fd table, handler
 //   slots) is one region: a base address and a capacity in bytes, both multiples
-//   of 16, kept by the array's owner. Static data (the ready buffer) lies below
-//   `__heap_base`; regions lie at or above it.
+//   of 16, kept by the array's owner. Static data (the ready buffer, the slot
+//   tables' state) lies below `__heap_base`; regions lie at or above it.
 // - `top` is the first byte that no region uses. Regions are handed out by bumping
 //   `top` and are never given back, so every byte at or above `top` is still the
 //   zero that `memory.grow` produced.

@@ -5,7 +5,7 @@
 // the end of the due list; `timer_next_due()` takes them from the front one by one.
 // So the set of timers an iteration runs is fixed when the iteration starts: a
 // timer started while they run goes into the heap and waits for the next collect,
-// even if its deadline has already passed (API.md, "Semantics").
+// even if its deadline has already passed (docs/API.md, "Semantics").
 //
 // A due-list record is 8 bytes: u32 slot at 0, u32 generation at 4. A record is
 // live while its slot still has that generation and its place is PLACE_DUE. Stopping
@@ -15,14 +15,14 @@
 // Invariants
 // - timer_count() == heapLength + duePending, where duePending is the number of
 //   live records in [dueRead, dueLength).
-// - dueCapacity >= slotCount. A slot is only handed out when that stays true, so
-//   after dead records are squeezed out (at most slotCount - heapLength live ones
+// - dueCapacity >= timerSlots.count. A slot is only handed out when that stays
+//   true, so after dead records are squeezed out (at most count - heapLength live ones
 //   remain) the whole heap fits behind them: collecting never has to allocate.
 
 import { TIMER_SLOTS, ERRNO_EINVAL } from "./layout";
 import { regionGrow, grantedBytes } from "./memory";
 import {
-  slotCount, slotCapacity, slotNeedsFresh, growSlots,
+  timerSlots, growSlots,
   slotTake, slotFree, slotOfHandle, slotGeneration, slotPlace, setSlotPlace,
   handleOf, PLACE_DUE, NO_SLOT,
 } from "./timer-slots";
@@ -47,7 +47,7 @@ export let timersFired: f64 = 0;
  * could be handed out). Returns false, changing nothing, if memory is exhausted. */
 function growDue(): bool {
   let oldBytes = <usize>dueCapacity * DUE_RECORD_SIZE;
-  let want = max<u64>(<u64>slotCapacity, <u64>dueCapacity + 1);
+  let want = max<u64>(<u64>timerSlots.capacity, <u64>dueCapacity + 1);
   // Doubling here as well keeps the due list from growing one step behind the slots.
   want = max<u64>(want, <u64>dueCapacity * 2);
   if (want > <u64>TIMER_SLOTS) want = <u64>TIMER_SLOTS;
@@ -88,11 +88,12 @@ function compactDue(): void {
  */
 export function timer_start(deadline: f64): f64 {
   if (isNaN(deadline)) return <f64>-ERRNO_EINVAL;
-  if (slotNeedsFresh()) {
-    if (slotCount >= <u32>TIMER_SLOTS) return -1;
-    if (slotCount >= slotCapacity && !growSlots()) return -1;
+  if (!timerSlots.hasFree()) {
+    let count = timerSlots.count;
+    if (count >= <u32>TIMER_SLOTS) return -1;
+    if (count >= timerSlots.capacity && !growSlots()) return -1;
     // A fresh slot may be handed out only while the due list could hold it too.
-    if (slotCount >= dueCapacity && !growDue()) return -1;
+    if (count >= dueCapacity && !growDue()) return -1;
   }
   if (!heapHasRoom() && !heapGrow()) return -1;
   let slot = slotTake(0);

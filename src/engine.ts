@@ -60,6 +60,7 @@ import type { Clock } from './clock';
 import { coreLayout, type CoreExports } from './core';
 import { TURN_TIMER, type Driver } from './drivers';
 import { Errno, SysError } from './errors';
+import { DurationHistogram } from './histogram';
 
 type AnyFunction = (...args: any[]) => unknown;
 /** Called with what was registered (the object, if one was given) and the ready events. */
@@ -151,6 +152,12 @@ export class Engine {
   /** Called when the engine stops (after the driver stopped), before start() settles. */
   onStopped: (() => void) | null = null;
 
+  // Loop health (stats()): idle time in ms of performance.now(), the start of the
+  // wait in progress (-1: none), and how late timers fire.
+  private idleMs = 0;
+  private idleSince = -1;
+  readonly lag = new DurationHistogram();
+
   // The waker, once opened.
   private wakerFd = -1;
   private onWake: (() => void) | null = null;
@@ -237,6 +244,7 @@ export class Engine {
     }
     this.armedSoon = false;
     this.inTurn = true;
+    this.endIdle();
     let failure: { error: unknown } | null = null;
     try {
       if (this.idleUntil !== null) this.maybeAdvance();
@@ -257,8 +265,25 @@ export class Engine {
     }
     if (this.state !== State.Running) return; // closed by a callback
     if (failure !== null || this.stopping) this.finishStop(failure !== null, failure?.error);
-    else this.armNext(true);
+    else {
+      this.armNext(true);
+      // The host's loop waits for our next turn from here (guest, watcher, portable).
+      this.idleSince = performance.now();
+    }
   };
+
+  /** Ends an idle span that began between turns, if one is open. */
+  private endIdle(): void {
+    if (this.idleSince >= 0) {
+      this.idleMs += performance.now() - this.idleSince;
+      this.idleSince = -1;
+    }
+  }
+
+  /** Seconds the loop has spent waiting for work; a wait in progress counts. */
+  idleTime(): number {
+    return (this.idleMs + (this.idleSince >= 0 ? performance.now() - this.idleSince : 0)) / 1000;
+  }
 
   /**
    * The blocking driver's run: iterations back to back on this thread until the
@@ -329,7 +354,12 @@ export class Engine {
   runDue(): number {
     const core = this.core;
     // With no timer in the heap nothing can be due, and the clock is not read.
-    const ndue = core.iteration_begin(core.timer_next_deadline() === Infinity ? -Infinity : this.time());
+    const earliest = core.timer_next_deadline();
+    const now = earliest === Infinity ? -Infinity : this.time();
+    const ndue = core.iteration_begin(now);
+    // Loop health: how late the earliest timer of this iteration fires. It costs a
+    // subtraction on iterations that fire timers, and no wake-up of its own.
+    if (ndue > 0) this.lag.record(now - earliest);
     const ncallbacks = this.callbacks.length;
     if (ncallbacks > 0) this.runCallbacks();
     if (ndue > 0 && this.state === State.Running) this.runTimers();
@@ -343,7 +373,16 @@ export class Engine {
       this.lastPollCount = 0; // nothing registered: nothing a poll could report
       return;
     }
-    const n = core.poll(timeoutMs);
+    let n: number;
+    if (timeoutMs === 0) n = core.poll(0);
+    else {
+      // A poll that may wait is idle time from before the call (as libuv's
+      // uv_metrics_idle_time takes it), so a wait in progress already counts.
+      this.idleSince = performance.now();
+      n = core.poll(timeoutMs);
+      this.idleMs += performance.now() - this.idleSince;
+      this.idleSince = -1;
+    }
     if (n < 0) {
       this.lastPollCount = 0;
       if (n === -Errno.EINTR) return;
@@ -570,6 +609,7 @@ export class Engine {
   }
 
   private finishStop(failed: boolean, failure: unknown): void {
+    this.endIdle();
     this.state = State.Idle;
     this.stopping = false;
     this.armedSoon = false;

@@ -340,7 +340,7 @@ function messageOf(error: unknown): string {
  * set, no build of it exists, or every build failed to load (the reason is in
  * {@link nativeStatus}). Tries `WASM_IOLOOP_NATIVE_PATH` if set, else the local
  * build (build/Release/wasm_ioloop.node), then the prebuilt binary the package
- * ships (prebuilds/<platform>-<arch>/wasm_ioloop.node). Loaded once per thread
+ * ships (prebuilds/<platform>-<arch>/wasm-ioloop.<libc>.node). Loaded once per thread
  * (module instance) and cached, a null result included. Never throws.
  *
  * Thread-safety: call it on any thread; each worker loads its own instance.
