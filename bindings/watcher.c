@@ -423,11 +423,12 @@ static ioloop_watcher *arg_watcher(napi_env env, napi_value v, const char *fn,
 }
 
 static bool arg_kind(napi_env env, napi_value v, const char *fn, int *kind) {
-  char buf[8];
+  char buf[8]; /* longer strings are cut short and match neither */
   size_t len = 0;
   napi_valuetype t = napi_undefined;
   if (napi_typeof(env, v, &t) == napi_ok && t == napi_string &&
-      napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) == napi_ok) {
+      napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) == napi_ok &&
+      strlen(buf) == len) {
     if (strcmp(buf, "epoll") == 0) {
       *kind = KIND_EPOLL;
       return true;
@@ -437,11 +438,7 @@ static bool arg_kind(napi_env env, napi_value v, const char *fn, int *kind) {
       return true;
     }
   }
-  if (t == napi_string)
-    ioloop_throw(env, true, "ERR_INVALID_ARG_VALUE", "%s: kind must be 'epoll' or 'poll'",
-                 fn);
-  else
-    ioloop_throw_arg(env, v, fn, "kind", "'epoll' or 'poll'");
+  ioloop_throw_arg(env, v, fn, "kind", "'epoll' or 'poll'");
   return false;
 }
 

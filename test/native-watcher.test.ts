@@ -358,7 +358,9 @@ describe('native watcher', () => {
     const [r] = f.pipe;
     const cases: Array<[() => unknown, string, RegExp]> = [
       [() => native.watcherOpen(-1, 'epoll', () => {}), 'TypeError', /^watcherOpen: pollerFd must be an integer >= 0 \(got -1\)$/],
-      [() => native.watcherOpen(f.poller, 'kqueue' as 'poll', () => {}), 'TypeError', /^watcherOpen: kind must be 'epoll' or 'poll'$/],
+      [() => native.watcherOpen(f.poller, 'kqueue' as 'poll', () => {}), 'TypeError', /^watcherOpen: kind must be 'epoll' or 'poll' \(got string\)$/],
+      [() => native.watcherOpen(f.poller, 'epollx' as 'poll', () => {}), 'TypeError', /^watcherOpen: kind must be 'epoll' or 'poll' \(got string\)$/],
+      [() => native.watcherOpen(f.poller, 'epoll\0' as 'poll', () => {}), 'TypeError', /^watcherOpen: kind must be 'epoll' or 'poll' \(got string\)$/],
       [() => native.watcherOpen(f.poller, 5 as unknown as 'poll', () => {}), 'TypeError', /^watcherOpen: kind must be 'epoll' or 'poll' \(got 5\)$/],
       [() => native.watcherOpen(f.poller, 'epoll', 'f' as unknown as () => void), 'TypeError', /^watcherOpen: onTurn must be a function \(got string\)$/],
       [() => native.watcherOpen(r, 'epoll', () => {}), 'TypeError', /^watcherOpen: pollerFd must be an epoll fd when kind is 'epoll' \(got \d+\)$/],
