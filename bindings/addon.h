@@ -14,10 +14,12 @@
  *   - Teardown has two hooks. A plain cleanup hook, added when the module
  *     loads, closes watchers (joining their threads), then poll sets, then the
  *     owned descriptors. An async cleanup hook is added only by the first
- *     guestOpen that succeeds, because only libuv handles close in a callback:
+ *     guestOpen that finds libuv, because only libuv handles close in a callback:
  *     it closes the guests and finishes when `closing_handles` is back to 0, so
  *     no close callback ever runs after the state is freed. Hosts without
- *     libuv never get the async hook.
+ *     libuv never get the async hook. Each watcher also adds a hook of its
+ *     own, so that its thread is joined before the host tears down its
+ *     thread-safe function (watcher.c).
  *   - Guest drivers (guest.c), poll sets (pollset.c) and watchers (watcher.c)
  *     are linked into their environment's lists while open.
  *   - Nothing links against libuv: guest.c finds the libuv functions it needs

@@ -21,7 +21,9 @@
  *     descriptor that stays ready costs one turn per arm, never a spin.
  *     Arming again replaces the deadline, also during a wait (the thread is
  *     interrupted and waits again with the new one).
- *   - The thread waits only while the watcher is started and armed.
+ *   - The thread waits only while the watcher is started and armed. An arm
+ *     made while stopped is kept (its deadline still counts from the arm) and
+ *     the wait begins at watcherStart; watcherStop disarms.
  *   - A failing poll(2), or a poller fd found closed (POLLNVAL), turns with
  *     onTurn(-errno) once; the watcher then waits no more (arms are recorded
  *     but ignored) until watcherStop and watcherStart. A poller closed behind
@@ -663,8 +665,8 @@ static napi_value watcher_arm_js(napi_env env, napi_callback_info info) {
   return ioloop_undefined(env);
 }
 
-/* watcherStop(w): stop waiting, drop an undelivered turn, unreference.
- * Idempotent. */
+/* watcherStop(w): stop waiting, disarm, drop an undelivered turn,
+ * unreference. Returns once the thread is outside poll(2). Idempotent. */
 static napi_value watcher_stop_js(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!ioloop_args(env, info, 1, argv, NULL)) return NULL;
