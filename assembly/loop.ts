@@ -1,14 +1,14 @@
 // One iteration's bookkeeping, the poller's lifecycle, and the loop's counters.
 //
-// One iteration, as the runtime drives it (API.md, "Semantics"):
-//   1. iteration_begin(now): count the iteration and collect the timers due at its
-//      start into the due list (timers.ts).
-//   2. The runtime runs the callbacks queued before the iteration, then takes the
-//      due timers with timer_next_due() and runs each. Timers and callbacks added
-//      meanwhile wait for a later iteration.
-//   3. poll_timeout(now, callbacks pending) tells how long the poller may block;
-//      poll(ms) fills the ready buffer; event_next() hands out the ready slots,
-//      and the runtime calls their handlers.
+// The core's part of one iteration (README.md, "One iteration", describes the
+// whole of it):
+//   - iteration_begin(now) counts the iteration and collects the timers due at its
+//     start into the due list (timers.ts), which the runtime then empties with
+//     timer_next_due() as it runs them.
+//   - poll_timeout(now, callbacks pending) is how long, in seconds, the
+//     iteration's one poll may wait. The runtime passes it (in milliseconds) to
+//     poll when its driver waits in the poll, and polls with 0 when the host has
+//     already waited. event_next() then hands out the ready slots (ready.ts).
 // The core never calls user code; each step crosses the boundary once or in a
 // tight loop of i32/f64 calls.
 
