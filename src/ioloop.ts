@@ -447,25 +447,34 @@ export class IOLoop {
     }
 
     let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
-    const finish = (result: NonNullable<typeof outcome>): void => {
+    const stopNow = (): void => {
+      if (this.engine.state === State.Running) this.stop();
+    };
+    // As Tornado's run_sync: a settled result stops the loop through a callback
+    // (add_future), so the iteration after it still runs; a timeout stops it at once.
+    const settled = (result: NonNullable<typeof outcome>): void => {
       if (outcome !== undefined) return;
       outcome = result;
-      if (this.engine.state === State.Running) this.stop();
+      if (this.engine.state === State.Running) this.addCallback(stopNow);
     };
     this.addCallback(() => {
       try {
         Promise.resolve(fn()).then(
-          (value) => finish({ ok: true, value }),
-          (error) => finish({ ok: false, error }),
+          (value) => settled({ ok: true, value }),
+          (error) => settled({ ok: false, error }),
         );
       } catch (error) {
-        finish({ ok: false, error });
+        settled({ ok: false, error });
       }
     });
     const timer =
       timeout === undefined
         ? undefined
-        : this.callLater(timeout, () => finish({ ok: false, error: new TimeoutError(`Operation timed out after ${timeout} seconds`) }));
+        : this.callLater(timeout, () => {
+            if (outcome !== undefined) return;
+            outcome = { ok: false, error: new TimeoutError(`Operation timed out after ${timeout} seconds`) };
+            stopNow();
+          });
     return this.start().then(() => {
       if (timer !== undefined && this.engine.state !== State.Closed) this.removeTimeout(timer);
       if (outcome === undefined) throw new Error(STOPPED_BEFORE_SETTLED);

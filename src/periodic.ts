@@ -72,7 +72,9 @@ export class PeriodicCallback {
   }
 
   private readonly run = (): unknown => {
-    this.timeout = undefined;
+    // `timeout` keeps naming the timer that fired until the next one is scheduled,
+    // as Tornado's `_timeout` does: a stop() and start() while an async call is in
+    // flight then leaves one chain, not two.
     if (!this.running) return undefined;
     let result: unknown;
     try {
