@@ -7,6 +7,7 @@
  * each process's peak RSS belongs to one configuration. It prints one JSON line
  * per configuration on stdout and nothing else there.
  */
+import * as fs from 'node:fs';
 
 /** One configuration to run: its name and its size. */
 export interface Job {
@@ -24,10 +25,51 @@ export function jobs(configs: readonly string[], fullN: number): Job[] {
   return [{ config, n }];
 }
 
+/**
+ * The runtime this program runs in, e.g. 'node 20.20.2', 'bun 1.4.4', 'deno 2.9.6'.
+ * Bun and Deno imitate Node's `process.versions`, so their own globals are read first.
+ */
+export const RUNTIME: string = (() => {
+  const g = globalThis as { Bun?: { version: string }; Deno?: { version: { deno: string } } };
+  if (g.Deno?.version?.deno) return `deno ${g.Deno.version.deno}`;
+  if (g.Bun?.version) return `bun ${g.Bun.version}`;
+  return `node ${process.versions.node}`;
+})();
+
+/**
+ * Where the CPU and peak-RSS figures come from. Node, Bun (1.4) and Deno (2.9) all
+ * have `process.cpuUsage()` and `process.resourceUsage().maxRSS`, both of the whole
+ * process (getrusage RUSAGE_SELF: every thread, in Bun and Deno as in Node) and
+ * maxRSS in KiB; a runtime without them is read from /proc instead, and its rows
+ * say so (cpuFrom, rssFrom).
+ */
+const hasCpuUsage = typeof process.cpuUsage === 'function';
+const hasResourceUsage = typeof process.resourceUsage === 'function';
+
+/** CPU time of the whole process in µs, from /proc/self/stat (clock ticks of 10 ms). */
+function procCpuMicros(): number {
+  // The fields after the command name, which is in parentheses and may hold spaces.
+  const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000;
+}
+
+function cpuMicros(): number {
+  if (!hasCpuUsage) return procCpuMicros();
+  const c = process.cpuUsage();
+  return c.user + c.system;
+}
+
+/** Peak RSS of the process in KiB. */
+function maxRssKiB(): number {
+  if (hasResourceUsage) return process.resourceUsage().maxRSS;
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m === null ? NaN : Number(m[1]);
+}
+
 /** Wall and CPU (user + sys of the whole process) time between start() and stop(). */
 export class Span {
   private wall0 = 0;
-  private cpu0: NodeJS.CpuUsage = { user: 0, system: 0 };
+  private cpu0 = 0;
   wallMs = NaN;
   cpuMs = NaN;
   /** Wall-clock bounds in epoch milliseconds, for matching against a syscall trace. */
@@ -36,14 +78,13 @@ export class Span {
 
   start(): void {
     this.epochStartMs = Date.now();
-    this.cpu0 = process.cpuUsage();
+    this.cpu0 = cpuMicros();
     this.wall0 = performance.now();
   }
 
   stop(): void {
     this.wallMs = performance.now() - this.wall0;
-    const cpu = process.cpuUsage(this.cpu0);
-    this.cpuMs = (cpu.user + cpu.system) / 1000;
+    this.cpuMs = (cpuMicros() - this.cpu0) / 1000;
     this.epochEndMs = Date.now();
   }
 }
@@ -61,11 +102,12 @@ export interface Row {
   [field: string]: unknown;
 }
 
-/** Prints the result line, adding the process's peak RSS so far. */
+/** Prints the result line, adding the process's peak RSS so far and the runtime. */
 export function emit(row: Row): void {
-  const rssPeakMb = process.resourceUsage().maxRSS / 1024;
+  const rssPeakMb = maxRssKiB() / 1024;
+  const sources = { ...(hasCpuUsage ? {} : { cpuFrom: '/proc/self/stat' }), ...(hasResourceUsage ? {} : { rssFrom: '/proc/self/status VmHWM' }) };
   const rounded: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries({ ...row, rssPeakMb })) {
+  for (const [k, v] of Object.entries({ ...row, rssPeakMb, runtime: RUNTIME, ...sources })) {
     // Six significant figures, except for the epoch times that a syscall trace is matched against.
     rounded[k] = typeof v === 'number' && !Number.isInteger(v) && !k.startsWith('epoch') ? Number(v.toPrecision(6)) : v;
   }

@@ -37,8 +37,9 @@ export function delaysMs(n: number, config: string): Int32Array {
   return out;
 }
 
-if (require.main === module) {
-  // `node --import tsx bench/lib/prng.ts 8` prints the first outputs for the harness's cross-language check.
+// `node --import tsx bench/lib/prng.ts 8` prints the first outputs for the harness's cross-language check.
+// Deno loads this file as an ES module, where `require` does not exist.
+if (typeof require !== 'undefined' && require.main === module) {
   const next = mulberry32(SEED);
   const k = Number(process.argv[2] ?? 8);
   console.log(Array.from({ length: k }, () => next()).join(' '));
