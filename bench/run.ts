@@ -4,8 +4,9 @@
  *
  *   npm run bench                      full size, 3 repetitions
  *   npm run bench -- --quick           a tenth of the size (under 2 minutes)
- *   npm run bench -- --check           quick, plus the cross-language PRNG check;
- *                                      exits non-zero only if a self-check fails
+ *   npm run bench -- --check           quick, plus the cross-language PRNG check, the
+ *                                      Bun and Deno peers once each; exits non-zero
+ *                                      only if a self-check fails
  *   npm run bench -- --only W1,W4      only these scenario ids
  *   npm run bench -- --peers node,cloop  only these peers (names as in lib/plan.ts)
  *   npm run bench -- --reps 5          repetitions per peer (at least 3)
@@ -19,6 +20,12 @@
  * reported, never an error. W5 runs under `strace` (when present) to count the
  * poll calls made inside its measured window.
  *
+ * The TypeScript programs run under Node (tsx) and, for W1-W4, under Bun and
+ * Deno too (BENCH_BUN / BENCH_DENO, else the devDependencies, else PATH), each
+ * peer's ratio to the built-ins of its runtime. Before a runtime's wasm-ioloop
+ * programs run, lib/host-probe.ts checks there that the native shim loaded and a
+ * default loop runs; when it does not, those cells fail with its reason.
+ *
  * Writes bench/results/latest.json and latest.svg (full runs of every scenario),
  * quick.* (--quick, --check) or partial.* (--only, --peers), and prints the tables on
  * stdout; progress goes to stderr.
@@ -28,8 +35,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { mulberry32, SEED } from './lib/prng';
-import { Cell, Figures, Peer, PEERS, Scenario, SCENARIOS, TARGETS } from './lib/plan';
-import { chartSvg, evaluateTargets, resultsTable, targetsTable } from './lib/report';
+import { baselineOf, BASELINES, Cell, Figures, Peer, PEERS, Runtime, runtimeOf, RUNTIME_LABELS, Scenario, SCENARIOS, TARGETS } from './lib/plan';
+import { chartSvg, costRatio, evaluateTargets, type HostNotes, resultsTable, runtimesTable, targetsTable } from './lib/report';
 
 const ROOT = path.resolve(__dirname, '..');
 const BUILD = path.join(__dirname, '.build');
@@ -87,7 +94,7 @@ const log = (msg: string): void => void process.stderr.write(msg + '\n');
 interface Availability {
   /** argv of a scenario program, or why the peer cannot run. */
   command?: (s: Scenario, n: number) => string[];
-  status?: 'not installed' | 'not yet';
+  status?: 'not installed' | 'not yet' | 'failed';
   note?: string;
 }
 
@@ -116,19 +123,184 @@ function buildCloop(): string | null {
   return out;
 }
 
-function detect(): { peers: Map<string, Availability>; strace: boolean; python: string | null; cloop: string | null } {
+/** Deno's configuration: the import map of 'wasm-ioloop' and sloppy, CommonJS-detecting imports. */
+const DENO_CONFIG = path.join(__dirname, 'deno.json');
+
+/** How a runtime runs a TypeScript program, and what it said when asked. */
+interface RuntimeHost {
+  runtime: Runtime;
+  /** argv before the program's path, or null when the runtime is not installed. */
+  prefix: string[] | null;
+  version?: string;
+  /** Why it is not installed. */
+  why?: string;
+  /** The host probe's line (lib/host-probe.ts): what the wasm-ioloop programs get there. */
+  probe?: Record<string, unknown>;
+  /** Why the wasm-ioloop programs do not run there: the probe failed. */
+  probeFailed?: string;
+  /** Where 'wasm-ioloop' resolves to, relative to the repository. */
+  entry?: string;
+  /** What the tables say about the host: where 'wasm-ioloop' came from. */
+  notes: string[];
+}
+
+/**
+ * The binary of a runtime: the one `envVar` names (BENCH_BUN, BENCH_DENO), else
+ * its devDependency in node_modules (made executable: npm may install Deno's
+ * without the exec bit), else one on PATH.
+ */
+function findBinary(pkgFile: string, onPath: string, envVar: string): { bin: string; version: string } | { why: string } {
+  const local = path.join(ROOT, 'node_modules', pkgFile);
+  const tried: string[] = [];
+  const named = process.env[envVar];
+  for (const bin of named ? [named] : [local, onPath]) {
+    if (bin === local) {
+      let mode: number;
+      try {
+        mode = fs.statSync(local).mode;
+      } catch {
+        tried.push(`no node_modules/${pkgFile}`);
+        continue;
+      }
+      if ((mode & 0o111) !== 0o111) {
+        try {
+          fs.chmodSync(local, mode | 0o755);
+        } catch (err) {
+          tried.push(`node_modules/${pkgFile} is not executable (${(err as Error).message})`);
+          continue;
+        }
+      }
+    }
+    const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 20_000 });
+    if (r.status === 0) return { bin, version: r.stdout.trim().split('\n')[0].match(/\d+\.\d+\.\d+\S*/)?.[0] ?? r.stdout.trim() };
+    if (r.error) tried.push(bin === named ? `${envVar}=${named}: ${r.error.message}` : `no ${onPath} on PATH`);
+    else tried.push(`${bin} --version failed (${r.status === null ? r.signal : `exit ${r.status}`})${r.stderr?.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''}`);
+  }
+  return { why: tried.join('; ') };
+}
+
+/**
+ * Where the Deno programs get the package: Deno runs .ts files as ES modules,
+ * where src/'s CommonJS idioms (__dirname, require of the shim) do not exist, so
+ * the harness transpiles src/ as the package build does (tsconfig.build.json's
+ * options, CommonJS, no type check) into .build/deno-pkg/dist/, next to links to
+ * the shim (build/, prebuilds/) and the core (wasm/). deno.json maps
+ * 'wasm-ioloop' to its index.js. Node (tsx) and Bun resolve the name to
+ * src/index.ts through tsconfig.json's paths, so all three run the same source.
+ */
+const DENO_PKG = path.join(BUILD, 'deno-pkg');
+
+/** Builds .build/deno-pkg; returns why it could not. */
+function buildDenoPackage(): string | null {
+  const ts = require('typescript') as typeof import('typescript');
+  const configFile = path.join(ROOT, 'tsconfig.build.json');
+  const read = ts.readConfigFile(configFile, ts.sys.readFile);
+  if (read.error) return `tsconfig.build.json: ${ts.flattenDiagnosticMessageText(read.error.messageText, '\n')}`;
+  const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, ROOT, undefined, configFile);
+  const out = path.join(DENO_PKG, 'dist');
+  fs.rmSync(out, { recursive: true, force: true });
+  const srcDir = path.join(ROOT, 'src');
+  for (const file of parsed.fileNames) {
+    if (!file.endsWith('.ts') || file.endsWith('.d.ts')) continue;
+    const rel = path.relative(srcDir, file);
+    if (rel.startsWith('..')) continue;
+    const r = ts.transpileModule(fs.readFileSync(file, 'utf8'), {
+      compilerOptions: { ...parsed.options, declaration: false, sourceMap: false, noEmit: false },
+      fileName: file, reportDiagnostics: true,
+    });
+    const errors = (r.diagnostics ?? []).filter((d) => d.category === ts.DiagnosticCategory.Error);
+    if (errors.length > 0) return `src/${rel}: ${ts.flattenDiagnosticMessageText(errors[0].messageText, '\n')}`;
+    const target = path.join(out, rel.replace(/\.ts$/, '.js'));
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, r.outputText);
+  }
+  if (!fs.existsSync(path.join(out, 'index.js'))) return 'src/index.ts was not among tsconfig.build.json\'s files';
+  fs.writeFileSync(path.join(DENO_PKG, 'package.json'), '{ "type": "commonjs" }\n');
+  for (const dir of ['build', 'prebuilds', 'wasm']) {
+    const link = path.join(DENO_PKG, dir);
+    fs.rmSync(link, { recursive: true, force: true });
+    if (fs.existsSync(path.join(ROOT, dir))) fs.symlinkSync(path.join(ROOT, dir), link);
+  }
+  return null;
+}
+
+function findRuntimes(): Map<Runtime, RuntimeHost> {
+  const hosts = new Map<Runtime, RuntimeHost>();
+  hosts.set('node', { runtime: 'node', prefix: [process.execPath, '--require', 'tsx/cjs'], version: process.versions.node, notes: [] });
+  const bun = findBinary(path.join('@oven', 'bun-linux-x64', 'bin', 'bun'), 'bun', 'BENCH_BUN');
+  hosts.set('bun', 'bin' in bun ? { runtime: 'bun', prefix: [bun.bin], version: bun.version, notes: [] } : { runtime: 'bun', prefix: null, why: bun.why, notes: [] });
+  const deno = findBinary(path.join('@deno', 'linux-x64-glibc', 'deno'), 'deno', 'BENCH_DENO');
+  // -A: the programs read files, the environment and /tmp sockets, and load the shim (--allow-ffi).
+  hosts.set('deno', 'bin' in deno
+    ? { runtime: 'deno', prefix: [deno.bin, 'run', '-A', '--config', DENO_CONFIG], version: deno.version, notes: [] }
+    : { runtime: 'deno', prefix: null, why: deno.why, notes: [] });
+  return hosts;
+}
+
+/** Runs lib/host-probe.ts under a runtime, which says whether the wasm-ioloop programs can run there. */
+function probeRuntime(h: RuntimeHost): void {
+  if (h.prefix === null) return;
+  const label = `${RUNTIME_LABELS[h.runtime]} ${h.version}`;
+  if (h.runtime === 'deno') {
+    const why = buildDenoPackage();
+    if (why !== null) {
+      h.probeFailed = `the package for Deno did not build: ${why}`;
+      log(`${label}: wasm-ioloop does not run there: ${h.probeFailed}`);
+      return;
+    }
+  }
+  const r = spawnSync(h.prefix[0], [...h.prefix.slice(1), path.join(__dirname, 'lib', 'host-probe.ts')], {
+    cwd: ROOT, encoding: 'utf8', timeout: 30_000,
+  });
+  const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('{'));
+  if (line !== undefined) h.probe = JSON.parse(line) as Record<string, unknown>;
+  if (r.status !== 0 || h.probe?.ok !== true) {
+    const tail = (r.stderr ?? '').trim().split('\n').slice(-4).join(' / ');
+    h.probeFailed = (h.probe?.why as string | undefined) ??
+      (r.error ? r.error.message : `host probe exited ${r.status ?? r.signal}${tail ? `: ${tail}` : ''}`);
+    log(`${label}: wasm-ioloop does not run there: ${h.probeFailed}`);
+  }
+  if (h.runtime === 'deno') {
+    h.entry = path.relative(ROOT, path.join(DENO_PKG, 'dist', 'index.js'));
+    h.notes.unshift(`'wasm-ioloop' from src/, transpiled to ${path.relative(ROOT, DENO_PKG)}/dist`);
+  } else if (typeof h.probe?.entry === 'string') {
+    h.entry = path.relative(ROOT, h.probe.entry);
+    h.notes.unshift(`'wasm-ioloop' from ${h.entry}`);
+  }
+}
+
+/** What can run here; `selected` limits the host probes to the peers that will run. */
+function detect(selected: (peer: string) => boolean): {
+  peers: Map<string, Availability>; hosts: Map<Runtime, RuntimeHost>; strace: boolean; python: string | null; cloop: string | null;
+} {
   const peers = new Map<string, Availability>();
-  const tsProgram = (dir: string) => (s: Scenario, n: number): string[] => [
-    process.execPath, '--require', 'tsx/cjs', path.join(__dirname, 'scenarios', dir, `${s.ts}.ts`), s.config, String(n),
+  const hosts = findRuntimes();
+  const tsProgram = (prefix: string[], dir: string) => (s: Scenario, n: number): string[] => [
+    ...prefix, path.join(__dirname, 'scenarios', dir, `${s.ts}.ts`), s.config, String(n),
   ];
   const python = findTornadoPython();
   const cloop = buildCloop();
+  const hasSrc = fs.existsSync(path.join(ROOT, 'src', 'index.ts'));
+  const probed = new Set<Runtime>();
   for (const p of PEERS) {
     if (p.notYet) peers.set(p.name, { status: 'not yet', note: p.notYet });
     else if (p.kind === 'ts') {
-      if (p.name.startsWith('wasm-ioloop') && !fs.existsSync(path.join(ROOT, 'src', 'index.ts'))) {
+      const host = hosts.get(p.runtime ?? 'node')!;
+      const dir = p.programs ?? p.name;
+      if (p.name.startsWith('wasm-ioloop') && !hasSrc) {
         peers.set(p.name, { status: 'not yet', note: 'src/index.ts does not exist' });
-      } else peers.set(p.name, { command: tsProgram(p.name) });
+      } else if (host.prefix === null) {
+        peers.set(p.name, { status: 'not installed', note: `no ${RUNTIME_LABELS[host.runtime]} (${host.why})` });
+      } else if (dir === 'wasm-ioloop') {
+        // The guest-driver programs run only where the probe found the shim and a working default loop.
+        if (!probed.has(host.runtime) && selected(p.name)) {
+          probeRuntime(host);
+          probed.add(host.runtime);
+        }
+        peers.set(p.name, host.probeFailed === undefined
+          ? { command: tsProgram(host.prefix, dir) }
+          : { status: 'failed', note: `host probe under ${RUNTIME_LABELS[host.runtime]} ${host.version}: ${host.probeFailed}` });
+      } else peers.set(p.name, { command: tsProgram(host.prefix, dir) });
     } else if (p.kind === 'py') {
       peers.set(p.name, python
         ? { command: (s, n) => [python, path.join(__dirname, 'scenarios', 'tornado', `${s.py}.py`), s.config, String(n)] }
@@ -138,7 +310,7 @@ function detect(): { peers: Map<string, Availability>; strace: boolean; python: 
     }
   }
   const strace = works('strace', ['-f', '--seccomp-bpf', '-e', 'trace=epoll_wait', '-o', '/dev/null', 'true']);
-  return { peers, strace, python, cloop };
+  return { peers, hosts, strace, python, cloop };
 }
 
 // ---- running one program ----
@@ -244,14 +416,36 @@ interface Saved {
   date: string;
   mode: string;
   reps: number;
-  machine: { cpu: string; cores: number; os: string; node: string };
+  machine: { cpu: string; cores: number; os: string; node: string; bun?: string | null; deno?: string | null };
   cells: Cell[];
+  /** Per runtime: its version, where 'wasm-ioloop' resolved to, and the host probe's line. */
+  hosts?: Partial<Record<Runtime, { version: string | null; entry: string | null; notes: string[]; probe: Record<string, unknown> | null; why?: string }>>;
+  /** Repetitions of the Bun and Deno peers when fewer than `reps` (--check). */
+  otherRuntimeReps?: number;
 }
 
 function subtitle(r: Saved): string {
   const m = r.machine;
-  return `${r.mode === 'quick' ? 'quick (1/10 size)' : 'full'} run, medians of ${r.reps}; ${m.cpu}, ${m.cores} cores, ` +
-    `${m.os}, Node ${m.node}; ${r.command}; ${r.date.slice(0, 10)}`;
+  const others = [m.bun ? `Bun ${m.bun}` : '', m.deno ? `Deno ${m.deno}` : ''].filter(Boolean).join(', ');
+  const reps = r.otherRuntimeReps !== undefined && r.otherRuntimeReps !== r.reps
+    ? `medians of ${r.reps} (Bun and Deno peers: ${r.otherRuntimeReps} run${r.otherRuntimeReps === 1 ? '' : 's'})` : `medians of ${r.reps}`;
+  return `${r.mode === 'quick' ? 'quick (1/10 size)' : 'full'} run, ${reps}; ${m.cpu}, ${m.cores} cores, ` +
+    `${m.os}, Node ${m.node}${others ? `, ${others}` : ''}; ${r.command}; ${r.date.slice(0, 10)}`;
+}
+
+/** The heading notes of each runtime's block: its version and where the package came from. */
+function hostNotes(r: Saved): HostNotes {
+  const notes: HostNotes = {};
+  for (const [rt, h] of Object.entries(r.hosts ?? {}) as Array<[Runtime, NonNullable<Saved['hosts']>[Runtime]]>) {
+    if (h === undefined) continue;
+    notes[rt] = [h.version ?? 'not installed', ...h.notes].join('; ');
+  }
+  return notes;
+}
+
+function tables(r: Saved, targets: ReturnType<typeof evaluateTargets>): string {
+  const across = runtimesTable(r.cells);
+  return `${resultsTable(r.cells, hostNotes(r))}\n\n${across ? `${across}\n\n` : ''}${targetsTable(targets)}\n\n${subtitle(r)}\n`;
 }
 
 /** Prints the tables of a saved run and draws its chart again. */
@@ -259,78 +453,109 @@ function redraw(name: string): void {
   const file = path.join(RESULTS, `${name}.json`);
   const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as Saved;
   const targets = evaluateTargets(TARGETS, saved.cells);
-  process.stdout.write(`${resultsTable(saved.cells)}\n\n${targetsTable(targets)}\n\n${subtitle(saved)}\n`);
+  process.stdout.write(tables(saved, targets));
   fs.writeFileSync(path.join(RESULTS, `${name}.svg`), chartSvg(saved.cells, subtitle(saved)));
   log(`redrew bench/results/${name}.svg from ${name}.json`);
 }
+
+/** Under --check the Bun and Deno peers run once: CI asks them for their self-checks, not their speed. */
+const CHECK_REPS_OTHER_RUNTIMES = 1;
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (opts.redraw) return redraw(opts.quick ? 'quick' : 'latest');
   const scale = opts.quick ? 0.1 : 1;
-  const { peers: avail, strace, python, cloop } = detect();
+  const scenarios = SCENARIOS.filter((s) => opts.only === null || opts.only.has(s.id));
+  const selected = (name: string): boolean => {
+    const peer = PEERS.find((p) => p.name === name)!;
+    return (opts.peers === null || opts.peers.has(name)) && scenarios.some((s) => !s.notYet && (!peer.only || peer.only.includes(s.id)));
+  };
+  const { peers: avail, hosts, strace, python, cloop } = detect(selected);
   const failures: string[] = opts.check ? prngCheck(python, cloop) : [];
   if (!strace) log('strace: not available; W5 poll counts read n/a');
+  const repsOf = (peer: Peer): number => (opts.check && (peer.runtime ?? 'node') !== 'node' ? CHECK_REPS_OTHER_RUNTIMES : opts.reps);
 
-  const scenarios = SCENARIOS.filter((s) => opts.only === null || opts.only.has(s.id));
   const cells: Cell[] = [];
-  const plan: Array<{ s: Scenario; peer: Peer; cell: Cell; argv: string[] }> = [];
+  const plan: Array<{ s: Scenario; peer: Peer; cell: Cell; argv: string[]; reps: number }> = [];
   for (const s of scenarios) {
     for (const peer of PEERS) {
       if (peer.only && !peer.only.includes(s.id)) continue;
       if (opts.peers && !opts.peers.has(peer.name)) continue;
       // A scenario that no peer can run yet gets one row, not one per peer.
       if (s.notYet && peer.name !== PEERS[0].name) continue;
-      const cell: Cell = { scenario: s.id, config: s.config, peer: peer.name, status: 'ok', samples: [] };
+      const cell: Cell = {
+        scenario: s.id, config: s.config, peer: peer.name, runtime: runtimeOf(peer.name), baseline: baselineOf(peer.name),
+        status: 'ok', samples: [],
+      };
       cells.push(cell);
       const a = avail.get(peer.name)!;
       if (s.notYet) Object.assign(cell, { status: 'not yet', note: s.notYet });
       else if (peer.skips?.[s.id]) Object.assign(cell, { status: 'n/a', note: peer.skips[s.id].replace(/^n\/a: /, '') });
-      else if (a.command === undefined) Object.assign(cell, { status: a.status, note: a.note });
-      else plan.push({ s, peer, cell, argv: a.command(s, Math.max(1, Math.round(s.fullN * scale))) });
+      else if (a.command === undefined) {
+        Object.assign(cell, { status: a.status, note: a.note });
+        if (a.status === 'failed') failures.push(`${s.id} ${s.config} ${peer.name}: ${a.note}`);
+      } else plan.push({ s, peer, cell, argv: a.command(s, Math.max(1, Math.round(s.fullN * scale))), reps: repsOf(peer) });
     }
   }
 
-  const total = plan.length * opts.reps;
+  const total = plan.reduce((sum, j) => sum + j.reps, 0);
   const started = Date.now();
   let done = 0;
   const timeoutMs = opts.quick ? 120_000 : 600_000;
-  log(`${opts.quick ? 'quick' : 'full'} run: ${plan.length} scenario × peer cells, ${opts.reps} repetitions, ${total} runs`);
+  log(`${opts.quick ? 'quick' : 'full'} run: ${plan.length} scenario × peer cells, ${opts.reps} repetitions` +
+    `${plan.some((j) => j.reps !== opts.reps) ? ` (Bun and Deno peers: ${CHECK_REPS_OTHER_RUNTIMES})` : ''}, ${total} runs`);
   for (const s of scenarios) {
     const jobs = plan.filter((j) => j.s === s);
     for (let rep = 0; rep < opts.reps; rep++) {
       for (const j of jobs) {
-        if (j.cell.status === 'failed') continue;
+        if (j.cell.status === 'failed' || rep >= j.reps) continue;
         const t0 = Date.now();
         const r = await runOnce(j.argv, s, strace, timeoutMs);
         done++;
         const secs = ((Date.now() - t0) / 1000).toFixed(1);
         const elapsed = Math.round((Date.now() - started) / 1000);
-        log(`[${String(done).padStart(String(total).length)}/${total}] ${s.id} ${s.config} · ${j.peer.name} · rep ${rep + 1}/${opts.reps}: ` +
+        log(`[${String(done).padStart(String(total).length)}/${total}] ${s.id} ${s.config} · ${j.peer.name} · rep ${rep + 1}/${j.reps}: ` +
           `${r.ok ? 'ok' : 'FAILED'} in ${secs} s (${elapsed} s so far)`);
         if (r.ok) j.cell.samples.push(r.row!);
         else {
           j.cell.status = 'failed';
           j.cell.note = r.why;
           failures.push(`${s.id} ${s.config} ${j.peer.name}: ${r.why}`);
-          done += opts.reps - rep - 1;
+          done += j.reps - rep - 1;
         }
       }
     }
     for (const j of jobs) if (j.cell.status === 'ok') j.cell.median = medians(j.cell.samples);
   }
+  for (const c of cells) {
+    const r = costRatio(cells, c);
+    if (r !== undefined) c.costRatio = Number(r.toPrecision(6));
+  }
 
   const targets = evaluateTargets(TARGETS, cells);
+  const version = (rt: Runtime): string | null => (hosts.get(rt)!.prefix === null ? null : hosts.get(rt)!.version ?? null);
   const machine = {
     cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGb: Math.round(os.totalmem() / 2 ** 30),
-    os: `${os.type()} ${os.release()}`, node: process.version,
+    os: `${os.type()} ${os.release()}`, node: process.version, bun: version('bun'), deno: version('deno'),
     python: python ? spawnSync(python, ['--version'], { encoding: 'utf8' }).stdout.trim() : null,
     cc: cloop ? spawnSync('cc', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] : null,
   };
+  const savedHosts: NonNullable<Saved['hosts']> = {};
+  for (const [rt, h] of hosts) {
+    if (!cells.some((c) => c.runtime === rt)) continue;
+    savedHosts[rt] = {
+      version: h.prefix === null ? null : h.version ?? null, entry: h.entry ?? null, notes: h.notes, probe: h.probe ?? null,
+      ...(h.prefix === null ? { why: h.why } : h.probeFailed ? { why: h.probeFailed } : {}),
+    };
+  }
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   const date = new Date().toISOString();
-  const json = { command, date, mode: opts.quick ? 'quick' : 'full', scale, reps: opts.reps, machine, cells, targets, failures };
-  process.stdout.write(`\n${resultsTable(cells)}\n\n${targetsTable(targets)}\n\n${subtitle(json)}\n`);
+  const otherRuntimeReps = opts.check ? CHECK_REPS_OTHER_RUNTIMES : opts.reps;
+  const json = {
+    command, date, mode: opts.quick ? 'quick' : 'full', scale, reps: opts.reps, otherRuntimeReps, machine,
+    baselines: BASELINES, hosts: savedHosts, cells, targets, failures,
+  };
+  process.stdout.write(`\n${tables(json, targets)}`);
 
   // Only a full run of every scenario replaces latest.*, the figures the README quotes.
   const name = opts.quick ? 'quick' : opts.only || opts.peers ? 'partial' : 'latest';

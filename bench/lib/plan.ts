@@ -40,10 +40,21 @@ export const scenarioKey = (s: { id: string; config: string }): string => `${s.i
 
 export type PeerKind = 'ts' | 'py' | 'c' | 'none';
 
+/** The JavaScript runtimes the TypeScript programs run under. */
+export type Runtime = 'node' | 'bun' | 'deno';
+
 export interface Peer {
   name: string;
   label: string;
   kind: PeerKind;
+  /**
+   * The runtime of a 'ts' peer's programs (default node). Its ratios are to that
+   * runtime's built-ins (BASELINES); the Python and C peers count as Node's, whose
+   * built-ins they have always been compared with.
+   */
+  runtime?: Runtime;
+  /** The directory under bench/scenarios/ of its programs (default: its name). */
+  programs?: string;
   /** Scenario ids this peer does not run, with the reason. */
   skips?: Record<string, string>;
   /** Scenario ids this peer is listed for, when not all. */
@@ -52,8 +63,17 @@ export interface Peer {
   notYet?: string;
 }
 
-/** The baseline of every ratio. */
+/** Node's built-ins: the baseline of the Node peers and of the targets. */
 export const BASELINE = 'node';
+
+/** The baseline peer of each runtime's ratios: its own setTimeout, setImmediate and net. */
+export const BASELINES: Record<Runtime, string> = { node: 'node', bun: 'bun', deno: 'deno' };
+
+/** What the runtimes are called in tables. */
+export const RUNTIME_LABELS: Record<Runtime, string> = { node: 'Node', bun: 'Bun', deno: 'Deno' };
+
+/** The scenarios the Bun and Deno peers run (W5 counts syscalls under strace and reads the shim's counters from src/). */
+const OTHER_RUNTIMES_RUN = ['W1', 'W1e', 'W2', 'W3', 'W4'];
 
 export const PEERS: Peer[] = [
   { name: 'wasm-ioloop', label: 'wasm-ioloop (guest)', kind: 'ts' },
@@ -65,7 +85,26 @@ export const PEERS: Peer[] = [
   },
   { name: 'tornado', label: 'Tornado (Python)', kind: 'py' },
   { name: 'cloop', label: 'C loop (epoll)', kind: 'c' },
+  // The same programs under Bun and Deno: the built-ins ones use setTimeout,
+  // setImmediate and node:net, which there are the runtime's own.
+  { name: 'wasm-ioloop-bun', label: 'wasm-ioloop (Bun)', kind: 'ts', runtime: 'bun', programs: 'wasm-ioloop', only: OTHER_RUNTIMES_RUN },
+  { name: 'bun', label: 'Bun built-ins', kind: 'ts', runtime: 'bun', programs: 'node', only: OTHER_RUNTIMES_RUN },
+  { name: 'wasm-ioloop-deno', label: 'wasm-ioloop (Deno)', kind: 'ts', runtime: 'deno', programs: 'wasm-ioloop', only: OTHER_RUNTIMES_RUN },
+  { name: 'deno', label: 'Deno built-ins', kind: 'ts', runtime: 'deno', programs: 'node', only: OTHER_RUNTIMES_RUN },
 ];
+
+/** The wasm-ioloop peer (guest driver) of each runtime, for the table across runtimes. */
+export const LOOP_PEERS: Record<Runtime, string> = { node: 'wasm-ioloop', bun: 'wasm-ioloop-bun', deno: 'wasm-ioloop-deno' };
+
+/** The runtime whose built-ins a peer is compared with. */
+export function runtimeOf(peer: string): Runtime {
+  return PEERS.find((p) => p.name === peer)?.runtime ?? 'node';
+}
+
+/** The peer a peer's ratios are to: the built-ins of its runtime. */
+export function baselineOf(peer: string): string {
+  return BASELINES[runtimeOf(peer)];
+}
 
 /** The figures a program reports, as the harness keeps their medians. */
 export interface Figures {
@@ -85,11 +124,16 @@ export interface Cell {
   scenario: string;
   config: string;
   peer: string;
+  /** The runtime of the peer and the peer its ratio is to (absent in results written before there was more than one). */
+  runtime?: Runtime;
+  baseline?: string;
   status: Status;
   note?: string;
   /** The result line of each repetition. */
   samples: Array<Record<string, unknown>>;
   median?: Figures;
+  /** cost() of the median over that of the baseline's median, when both ran. */
+  costRatio?: number;
 }
 
 /**

@@ -2,7 +2,9 @@
  * The harness's outputs: the results table (Markdown, so that it pastes into
  * the README as it is), the targets table, and the SVG chart.
  */
-import { BASELINE, Cell, cost, Figures, PEERS, SCENARIOS, scenarioKey, Target, TARGETS } from './plan';
+import {
+  baselineOf, BASELINES, Cell, cost, Figures, LOOP_PEERS, PEERS, Runtime, RUNTIME_LABELS, runtimeOf, SCENARIOS, scenarioKey, Target, TARGETS,
+} from './plan';
 
 /** Three significant figures, thousands grouped. */
 export function fmt(v: number | undefined): string {
@@ -27,29 +29,95 @@ export function lookup(cells: Cell[]): Lookup {
     cells.find((c) => c.scenario === scenario && c.config === config && c.peer === peer && c.status === 'ok')?.median;
 }
 
-/** One row per scenario configuration and peer. */
-export function resultsTable(cells: Cell[]): string {
-  const get = lookup(cells);
-  const lines = [
-    `| scenario | peer | wall ms | CPU ms | per op | peak RSS MB | cost vs Node |`,
-    `|---|---|--:|--:|--:|--:|--:|`,
-  ];
-  for (const s of SCENARIOS) {
-    for (const c of cells.filter((x) => x.scenario === s.id && x.config === s.config)) {
-      const name = `${s.id} ${s.title}`;
-      if (c.status !== 'ok' || c.median === undefined) {
-        const why = c.note ? `${c.status}: ${c.note}` : c.status;
-        lines.push(`| ${name} | ${peerLabel(c.peer)} | ${why} | | | | |`);
-        continue;
+/** What the tables say about each runtime under its block's heading: version, where 'wasm-ioloop' came from. */
+export type HostNotes = Partial<Record<Runtime, string>>;
+
+const RUNTIMES: Runtime[] = ['node', 'bun', 'deno'];
+
+/** The runtime of a cell (written into cells since there is more than one; older results are Node's). */
+const runtimeOfCell = (c: Cell): Runtime => c.runtime ?? runtimeOf(c.peer);
+const baselineOfCell = (c: Cell): string => c.baseline ?? baselineOf(c.peer);
+
+/** A cell's cost over that of its runtime's built-ins, when both ran. */
+export function costRatio(cells: Cell[], c: Cell): number | undefined {
+  if (c.status !== 'ok' || c.median === undefined) return undefined;
+  const base = lookup(cells)(c.scenario, c.config, baselineOfCell(c));
+  if (base === undefined) return undefined;
+  const r = cost(c.scenario, c.median) / cost(c.scenario, base);
+  return Number.isFinite(r) ? r : undefined;
+}
+
+/**
+ * One block per runtime that has cells (Node's holds the Python and C peers too),
+ * each a table with one row per scenario configuration and peer, whose last
+ * column is the cost relative to that runtime's built-ins, named in its header.
+ */
+export function resultsTable(cells: Cell[], hosts: HostNotes = {}): string {
+  const blocks: string[] = [];
+  for (const rt of RUNTIMES) {
+    const mine = cells.filter((c) => runtimeOfCell(c) === rt);
+    if (mine.length === 0) continue;
+    const baseline = peerLabel(mine.map(baselineOfCell)[0]);
+    const lines = [
+      `${RUNTIME_LABELS[rt]}${hosts[rt] ? ` (${hosts[rt]})` : ''}: cost relative to ${baseline}`,
+      '',
+      `| scenario | peer | wall ms | CPU ms | per op | peak RSS MB | cost vs ${baseline} |`,
+      `|---|---|--:|--:|--:|--:|--:|`,
+    ];
+    for (const s of SCENARIOS) {
+      for (const c of mine.filter((x) => x.scenario === s.id && x.config === s.config)) {
+        const name = `${s.id} ${s.title}`;
+        if (c.status !== 'ok' || c.median === undefined) {
+          const why = c.note ? `${c.status}: ${c.note}` : c.status;
+          lines.push(`| ${name} | ${peerLabel(c.peer)} | ${why.replace(/\|/g, '\\|').replace(/\n/g, ' ')} | | | | |`);
+          continue;
+        }
+        const f = c.median;
+        const r = costRatio(cells, c);
+        lines.push(
+          `| ${name} | ${peerLabel(c.peer)} | ${fmt(f.wallMs)} | ${fmt(f.cpuMs)} | ${perOp(s.id, s.unit, f)} | ` +
+            `${fmt(f.rssPeakMb)} | ${r === undefined ? '–' : `${fmt(r)}×`} |`,
+        );
       }
-      const f = c.median;
-      const base = get(s.id, s.config, BASELINE);
-      const r = base ? cost(s.id, f) / cost(s.id, base) : NaN;
-      lines.push(
-        `| ${name} | ${peerLabel(c.peer)} | ${fmt(f.wallMs)} | ${fmt(f.cpuMs)} | ${perOp(s.id, s.unit, f)} | ` +
-          `${fmt(f.rssPeakMb)} | ${Number.isFinite(r) ? `${fmt(r)}×` : '–'} |`,
-      );
     }
+    blocks.push(lines.join('\n'));
+  }
+  return blocks.join('\n\n');
+}
+
+/**
+ * wasm-ioloop against the built-ins of each runtime side by side: per scenario
+ * configuration, the per-operation figure of both and the cost ratio. Empty when
+ * only Node's peers ran.
+ */
+export function runtimesTable(cells: Cell[]): string {
+  if (!cells.some((c) => runtimeOfCell(c) !== 'node')) return '';
+  const shown = RUNTIMES.filter((rt) => cells.some((c) => c.peer === LOOP_PEERS[rt] || c.peer === BASELINES[rt]));
+  const head = ['scenario', ...shown.flatMap((rt) => [`${RUNTIME_LABELS[rt]}: wasm-ioloop`, `${RUNTIME_LABELS[rt]} built-ins`, 'cost ratio'])];
+  const lines = [
+    'wasm-ioloop against the built-ins of the runtime it runs in (cost ratio < 1: wasm-ioloop is cheaper)',
+    '',
+    `| ${head.join(' | ')} |`,
+    `|---|${shown.map(() => '--:|--:|--:|').join('')}`,
+  ];
+  const show = (c: Cell | undefined, s: { id: string; unit: string }): string => {
+    if (c === undefined) return '';
+    if (c.status !== 'ok' || c.median === undefined) return c.status;
+    return perOp(s.id, s.unit, c.median);
+  };
+  for (const s of SCENARIOS) {
+    if (s.notYet || s.id === 'W5') continue;
+    const at = (peer: string): Cell | undefined => cells.find((c) => c.scenario === s.id && c.config === s.config && c.peer === peer);
+    const row: string[] = [];
+    let any = false;
+    for (const rt of shown) {
+      const loop = at(LOOP_PEERS[rt]);
+      const base = at(BASELINES[rt]);
+      any ||= loop !== undefined || base !== undefined;
+      const r = loop === undefined ? undefined : costRatio(cells, loop);
+      row.push(show(loop, s), show(base, s), r === undefined ? '–' : `${fmt(r)}×`);
+    }
+    if (any) lines.push(`| ${s.id} ${s.title} | ${row.join(' | ')} |`);
   }
   return lines.join('\n');
 }
@@ -85,6 +153,10 @@ const COLORS: Record<string, string> = {
   'plain-loop': '#d97706',
   tornado: '#2563eb',
   cloop: '#525252',
+  'wasm-ioloop-bun': '#be185d',
+  bun: '#f9a8d4',
+  'wasm-ioloop-deno': '#0e7490',
+  deno: '#67e8f9',
 };
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -109,11 +181,14 @@ function chartGroups(cells: Cell[]): Group[] {
   for (const s of SCENARIOS) {
     const here = cells.filter((c) => c.scenario === s.id && c.config === s.config);
     if (here.length === 0 || s.notYet) continue;
-    const base = get(s.id, s.config, BASELINE);
     const bar = (c: Cell, figure: (f: Figures) => number, label: (f: Figures) => string): Bar => {
       if (c.status !== 'ok' || c.median === undefined) return { peer: c.peer, label: c.status };
+      const base = get(s.id, s.config, baselineOfCell(c));
       const r = base ? figure(c.median) / figure(base) : undefined;
-      return { peer: c.peer, ratio: r, label: `${r === undefined ? '' : `${fmt(r)}× · `}${label(c.median)}` };
+      // The 1× line is each runtime's own built-ins; a bar of Bun or Deno names it.
+      const rt = runtimeOfCell(c);
+      const vs = rt === 'node' ? '' : ` ${RUNTIME_LABELS[rt]}`;
+      return { peer: c.peer, ratio: r, label: `${r === undefined ? '' : `${fmt(r)}×${vs} · `}${label(c.median)}` };
     };
     const what = s.id === 'W4' ? 'wall time per round trip' : 'CPU time';
     groups.push({
@@ -129,9 +204,10 @@ function chartGroups(cells: Cell[]): Group[] {
 }
 
 /**
- * Grouped horizontal bars of each scenario's cost relative to Node's built-ins,
- * on a log scale: a bar to the left of the 1× line is cheaper than Node, to the
- * right dearer. Each bar is labelled with its ratio and figure.
+ * Grouped horizontal bars of each scenario's cost relative to the built-ins of the
+ * peer's runtime (Node's for the Node, Python and C peers, Bun's and Deno's for
+ * theirs), on a log scale: a bar to the left of the 1× line is cheaper than those
+ * built-ins, to the right dearer. Each bar is labelled with its ratio and figure.
  */
 export function chartSvg(cells: Cell[], subtitle: string): string {
   const groups = chartGroups(cells);
@@ -150,7 +226,7 @@ export function chartSvg(cells: Cell[], subtitle: string): string {
   let lx = 12;
   let ly = 54;
   type Swatch = (x: number, y: number) => string;
-  const entries: Array<[string, Swatch]> = PEERS.map((p) => [
+  const entries: Array<[string, Swatch]> = PEERS.filter((p) => cells.some((c) => c.peer === p.name)).map((p) => [
     p.label,
     (sx, sy) => `<rect x="${sx}" y="${sy}" width="12" height="12" fill="${COLORS[p.name]}"/>`,
   ]);
@@ -213,7 +289,7 @@ export function chartSvg(cells: Cell[], subtitle: string): string {
       `.peer{font-size:12px}.fig{font-size:11px;fill:#222}.missing{font-size:11px;fill:#999;font-style:italic}` +
       `.tick{font-size:11px;fill:#555}.grid{stroke:#e5e5e5}.one{stroke:#15803d;stroke-width:1.5}.target{stroke:#dc2626;stroke-width:2.5}</style>`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="12" y="22" class="title">wasm-ioloop benchmarks: cost relative to Node's built-ins (log scale, left of the green line is cheaper)</text>`,
+    `<text x="12" y="22" class="title">wasm-ioloop benchmarks: cost relative to the built-ins of each runtime (log scale, left of the green line is cheaper)</text>`,
     `<text x="12" y="40" class="sub">${esc(subtitle)}</text>`,
     ...legend,
     ...axis,
