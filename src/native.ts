@@ -116,7 +116,8 @@ export interface NativeShim {
   consume(fd: number): number;
   /**
    * Closes any fd: 0 or -errno. Forgets ownership (whichever environment owned it),
-   * and stops a guest driver of this environment that watches it. Close owned fds
+   * stops a guest driver or watcher of this environment that watches it, frees a poll
+   * set whose fd it is, and unregisters it from this environment's poll sets. Close owned fds
    * only through this function, so that teardown never closes a reused number.
    */
   close(fd: number): number;
@@ -135,7 +136,8 @@ export interface NativeShim {
    * The returned object is held weakly while stopped; if it is collected unclosed,
    * its handles are closed.
    * @throws TypeError on misuse; Error (with `code`, e.g. 'EEXIST' when another
-   *   handle of this loop already watches `epfd`, 'EBADF') if libuv refuses the fd.
+   *   handle of this loop already watches `epfd`, 'EBADF') if libuv refuses the fd;
+   *   Error with code 'ENOSYS' naming the missing function where the host has no libuv.
    */
   guestOpen(epfd: number, onTurn: (reason: number) => void): GuestHandle;
   /**
@@ -161,39 +163,91 @@ export interface NativeShim {
   /** Closes both handles (memory is freed once libuv confirms). Idempotent. */
   guestClose(g: GuestHandle): void;
 
-  // ---- poll(2) poller: the same contract as epoll*, over a registration table ----
+  // ---- poll set: the epoll poller's contract on poll(2) ----
 
   /**
-   * Creates a poll set: an fd that names it (close it with {@link NativeShim.close},
-   * which frees the set), or -errno. Owned by this environment, as for epollCreate.
+   * Creates a poll set: a table of registrations waited on with poll(2), with the
+   * contract of an epoll fd ({@link NativeShim.epollCtl}, {@link NativeShim.epollWait}).
+   * Returns the set's fd (an eventfd the set owns, nonblocking, close-on-exec) or -errno.
+   * Owned by this environment: {@link NativeShim.close} on it frees the set, and the
+   * environment's teardown frees sets left open. `wake(pfd)` from any thread makes a
+   * pollWait in progress return early (perhaps with 0 records) and turns a watcher
+   * waiting on the set; the set's own eventfd is never reported as a record.
    */
   pollCreate(): number;
-  /** As {@link NativeShim.epollCtl}, on a poll set. */
+  /**
+   * Adds, changes or removes `fd` in the set `pfd`, level-triggered: 0 or -errno, with
+   * epoll_ctl's errnos: EBADF (`pfd` or `fd` closed), EINVAL (`pfd` is not a poll set of
+   * this environment, or `fd === pfd`), EEXIST, ENOENT, ENOMEM. Same ops, EV_* bits and
+   * u32 tokens as epollCtl; regular files are accepted (poll(2) reports them always
+   * ready). For CTL_DEL, `events` and `token` are ignored and may be omitted. A watcher
+   * waiting on the set picks up the change at once.
+   * @throws TypeError on misuse, with epollCtl's messages (naming `pfd` for `epfd`).
+   */
   pollCtl(pfd: number, op: number, fd: number, events?: number, token?: number): number;
-  /** As {@link NativeShim.epollWait}, on a poll set: one poll(2) over its registrations. */
+  /**
+   * poll(2) on the set: the number of ready records written, or -errno. Same record
+   * format, at most READY_CAPACITY records per call, timeout rounding and EINTR
+   * resumption as epollWait. A record carries the ready part of the registered
+   * interest plus the error and hang-up bits. A descriptor closed while registered is
+   * dropped, as epoll forgets a closed fd: close() through the shim unregisters it
+   * from this environment's sets, and one closed any other way is removed silently by
+   * the next pollWait (no record, no spin). When more descriptors are ready than
+   * `maxEvents`, the next call starts where this one stopped. Its cost grows with the
+   * number of registrations (poll(2) scans them all), unlike epollWait.
+   * @throws TypeError as epollWait does.
+   */
   pollWait(pfd: number, buffer: ArrayBuffer, byteOffset: number, maxEvents: number, timeoutMs: number): number;
 
-  // ---- watcher thread: the guest driver without libuv ----
+  // ---- watcher: a thread waits on the poller and turns the loop (hosts without libuv; poll sets) ----
 
   /**
-   * Starts a thread that waits on `pollerFd` (an epoll fd, or a poll set from
-   * pollCreate, as `kind` says) and calls `onTurn(1)` on readiness, `onTurn(2)` when
-   * the armed timeout passes, or `onTurn(-errno)` if its wait fails, on this
-   * environment's thread through a thread-safe function. It waits only while armed,
-   * and each arming gives at most one turn. Stopped and unreferenced at first.
-   * @throws TypeError on misuse.
+   * Opens a watcher: a thread of its own that waits with poll(2) on `pollerFd` and calls
+   * `onTurn` on this thread through a thread-safe function. `kind` 'epoll': `pollerFd` is
+   * an epoll fd (polled for readability, which consumes no events); 'poll': a poll set
+   * of this environment from {@link NativeShim.pollCreate}, followed as pollCtl changes
+   * it. The watcher starts stopped and unreferenced: an open watcher that is not
+   * started never keeps the host alive. `onTurn(TURN_IO)` when the poller is ready,
+   * `onTurn(TURN_TIMER)` when the armed timeout passes, `onTurn(-errno)` once if poll(2)
+   * fails or the poller is found closed (the watcher then ignores arms until it is
+   * stopped and started again). onTurn runs as a host callback (process.nextTick and
+   * microtasks right after it); an exception it throws goes to 'uncaughtException'.
+   * Needs no libuv (works in Bun and Deno) and works in worker threads. Several
+   * watchers may watch one poller. The object is held weakly while stopped; if it is
+   * collected unclosed, the watcher is closed.
+   * @throws TypeError on misuse (`kind` not 'epoll' or 'poll', `pollerFd` not an epoll fd
+   *   for 'epoll' or not a poll set of this environment for 'poll', `onTurn` not a
+   *   function); Error with code 'EBADF' if `pollerFd` is closed.
    */
   watcherOpen(pollerFd: number, kind: WatcherKind, onTurn: (reason: number) => void): GuestHandle;
-  /** References the thread-safe function: a started watcher keeps the host alive. Idempotent. */
+  /**
+   * Starts the watcher (it waits whenever armed) and references it: a started watcher
+   * keeps the host alive until {@link NativeShim.watcherStop}. Idempotent.
+   * @throws Error if the watcher is closed (`code` 'ERR_WATCHER_CLOSED') or its poller was
+   *   closed (`code` 'EBADF').
+   */
   watcherStart(w: GuestHandle): void;
   /**
-   * Lets the thread wait once more: until readiness, or `timeoutMs` (rounded up;
-   * 0: turn at once; < 0 or Infinity: readiness only). Replaces an earlier arming.
+   * Arms one turn: the thread waits until the poller is ready or `timeoutMs` from now
+   * has passed (rounded up; < 0 or Infinity: readiness only; 0: turn as soon as
+   * possible), calls onTurn once, then waits for the next watcherArm before polling
+   * again, so a descriptor that stays ready costs one turn per arm, never a spin.
+   * Arming again replaces the timeout, also during a wait. An arm made while stopped is
+   * kept until watcherStart. Turns queued but not yet delivered are delivered as one.
+   * @throws TypeError if `timeoutMs` is not a number or is NaN; Error if the watcher is closed.
    */
   watcherArm(w: GuestHandle, timeoutMs: number): void;
-  /** Stops waiting and unreferences: a stopped watcher keeps nothing alive. Idempotent. */
+  /**
+   * Stops waiting, disarms, drops a turn not yet delivered and unreferences: a stopped
+   * watcher never keeps the host alive. Returns once the thread is out of poll(2).
+   * Idempotent.
+   * @throws Error if the watcher is closed.
+   */
   watcherStop(w: GuestHandle): void;
-  /** Ends the thread and releases everything. Idempotent. */
+  /**
+   * Ends and joins the watcher's thread and releases everything. Idempotent. The
+   * environment's teardown closes watchers left open.
+   */
   watcherClose(w: GuestHandle): void;
 
   // ---- sys: raw nonblocking descriptors (docs/API.md "Raw system calls") ----
