@@ -84,12 +84,12 @@ export async function runCase(combo: Combo, c: Case, timeoutMs = CASE_TIMEOUT_MS
   return { status: 'fail', error, message: describeError(error) };
 }
 
-/** One line for an error: the message of an assertion, else its name, message and where in src/ it was thrown. */
+/** One line for an error: the message of an assertion, else its name, message and where it was thrown (when that is in src/ or test/). */
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return `threw a non-Error: ${String(error)}`;
   if (error instanceof AssertionError) return error.message.replace(/\s+/g, ' ');
-  const frame = (error.stack ?? '').split('\n').find((l) => /src[/\\][\w-]+\.ts:\d+/.test(l)) ?? '';
-  const location = /src[/\\][\w-]+\.ts:\d+/.exec(frame)?.[0];
+  const frame = (error.stack ?? '').split('\n').find((l) => /^\s+at /.test(l)) ?? '';
+  const location = /(?:src|test)[/\\][\w/\\-]+\.ts:\d+/.exec(frame)?.[0];
   const fn = /at ([^(]+?) \(/.exec(frame)?.[1];
   const where = location ? ` (at ${fn ? `${fn}, ` : ''}${location})` : '';
   return `${error.name}: ${error.message}${where}`.replace(/\s+/g, ' ');
