@@ -98,8 +98,6 @@ static napi_value make_layout(napi_env env) {
       {"CTL_MOD", IOLOOP_CTL_MOD},
       {"TURN_IO", IOLOOP_TURN_IO},
       {"TURN_TIMER", IOLOOP_TURN_TIMER},
-      {"TURN_IO", IOLOOP_TURN_IO},
-      {"TURN_TIMER", IOLOOP_TURN_TIMER},
       {"READY_CAPACITY", IOLOOP_READY_CAPACITY},
       {"EPOLLIN", EPOLLIN},
       {"EPOLLOUT", EPOLLOUT},

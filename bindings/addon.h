@@ -46,16 +46,7 @@ WASM_IOLOOP_NO_NATIVE=1 to skip this build."
 #include <time.h>
 
 /* Why a guest driver or a watcher calls onTurn (besides -errno for a failed
- * wait). The values are the core's (assembly/layout.ts); layout.h carries
- * them once it names them, and these lines then only restate them. */
-#ifndef IOLOOP_TURN_IO
-#define IOLOOP_TURN_IO 1
-#endif
-#ifndef IOLOOP_TURN_TIMER
-#define IOLOOP_TURN_TIMER 2
-#endif
-_Static_assert(IOLOOP_TURN_IO == 1 && IOLOOP_TURN_TIMER == 2,
-               "the turn reasons are the core's TURN_IO and TURN_TIMER");
+ * wait): IOLOOP_TURN_IO and IOLOOP_TURN_TIMER, from layout.h. */
 
 typedef struct ioloop_guest ioloop_guest;
 typedef struct ioloop_pollset ioloop_pollset;
@@ -100,8 +91,9 @@ bool ioloop_need_async_cleanup(napi_env env, ioloop_state *st);
 
 /* poller.c: what epollWait and pollWait share. */
 
-/* The most records one wait writes; the rest stay ready for the next call. */
-#define IOLOOP_WAIT_MAX 1024
+/* The most records one wait writes, the core's ready buffer (layout.h); the rest
+ * stay ready for the next call. */
+#define IOLOOP_WAIT_MAX IOLOOP_READY_CAPACITY
 
 /* The checked (buffer, byteOffset, maxEvents, timeoutMs) arguments of a wait. */
 typedef struct ioloop_wait_args {

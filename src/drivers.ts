@@ -27,7 +27,7 @@ export type DriverName = 'guest' | 'blocking' | 'portable';
 /** All driver names, for validation and messages. */
 export const DRIVER_NAMES: readonly DriverName[] = ['guest', 'blocking', 'portable'];
 
-/** Turn reasons, as the native shim reports them (bindings/layout.h). */
+/** Turn reasons, as the native shim reports them (assembly/layout.ts is the one source; test/layout.test.ts checks these). */
 export const TURN_IO = 1;
 export const TURN_TIMER = 2;
 

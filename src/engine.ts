@@ -103,11 +103,15 @@ const FIXED_YIELDS = 16;
 /** A bound on the yields of one phase, for code that keeps queueing jobs forever. */
 const MAX_YIELDS = 10_000;
 
-/** The packed value of `event_next` (assembly/ready.ts). */
-const EVENT_NONE_LEFT = -1;
-const EVENT_WAKER = -2;
-const EVENT_SLOT_SHIFT = 8;
-const EVENT_BITS_MASK = 0xff;
+/**
+ * The encoding of `event_next`'s result (assembly/layout.ts, the one source; kept
+ * here as literals for the dispatch loop, and checked against the core by
+ * test/layout.test.ts).
+ */
+export const EVENT_NONE_LEFT = -1;
+export const EVENT_WAKER = -2;
+export const EVENT_SLOT_SHIFT = 8;
+export const EVENT_BITS_MASK = 0xff;
 
 /** A waker: an eventfd in the loop's poller that another thread may write to. */
 export interface Waker {

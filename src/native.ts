@@ -35,6 +35,7 @@ export interface NativeLayout
     | 'EVENT_SIZE' | 'EVENT_TOKEN_OFFSET' | 'EVENT_EVENTS_OFFSET'
     | 'HANDLER_SLOT_BITS' | 'WAKER_TOKEN'
     | 'CTL_ADD' | 'CTL_DEL' | 'CTL_MOD'
+    | 'TURN_IO' | 'TURN_TIMER' | 'READY_CAPACITY'
   > {
   /** The operating system's own values, from <sys/epoll.h> and <poll.h>. */
   readonly EPOLLIN: number;
@@ -95,7 +96,7 @@ export interface NativeShim {
   /**
    * `epoll_wait`: the number of ready records written, or -errno. Each record is
    * EVENT_SIZE bytes, (u32 token, u32 events) little-endian, written from
-   * `byteOffset` of `buffer`; at most 1024 records per call (the rest stay ready).
+   * `byteOffset` of `buffer`; at most READY_CAPACITY records per call (the rest stay ready).
    * `timeoutMs` < 0 (or Infinity) waits forever; fractions round up, so the
    * wait never ends before the time asked for; an interrupted wait resumes with
    * the time left. Pass a WebAssembly memory's `buffer` afresh on every call:

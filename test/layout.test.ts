@@ -111,3 +111,10 @@ test.each(Object.entries(ERRNO))("Errno.%s agrees with the core's ERRNO_ value a
   expect(value).toBe(layout[`ERRNO_${name}`]);
   expect(value).toBe((os.constants.errno as Record<string, number>)[name]);
 });
+
+test("the runtime's literal copies of the event encoding and the turn reasons agree with the core", () => {
+  const engine = require('../src/engine') as Record<string, number>;
+  const drivers = require('../src/drivers') as Record<string, number>;
+  for (const name of ['EVENT_NONE_LEFT', 'EVENT_WAKER', 'EVENT_SLOT_SHIFT', 'EVENT_BITS_MASK']) expect([name, engine[name]]).toEqual([name, layout[name]]);
+  for (const name of ['TURN_IO', 'TURN_TIMER']) expect([name, drivers[name]]).toEqual([name, layout[name]]);
+});
