@@ -113,10 +113,19 @@ export const EVENT_WAKER = -2;
 export const EVENT_SLOT_SHIFT = 8;
 export const EVENT_BITS_MASK = 0xff;
 
-/** A waker: an eventfd in the loop's poller that another thread may write to. */
+/**
+ * One listener's hold on the loop's waker: an eventfd in the loop's poller that
+ * another thread (or a signal handler) may write to. Every listener of a loop
+ * shares the one eventfd.
+ */
 export interface Waker {
-  /** The eventfd. Owned by the loop: closed by {@link Engine.close}. */
+  /** The eventfd. Owned by the loop: closed by {@link Engine.close}, never by a listener. */
   readonly fd: number;
+  /**
+   * Stops calling this listener's `onWake`; the eventfd stays open for the other
+   * listeners. Idempotent. Loop's thread only.
+   */
+  remove(): void;
 }
 
 /**
@@ -162,9 +171,11 @@ export class Engine {
   private idleSince = -1;
   readonly lag = new DurationHistogram();
 
-  // The waker, once opened.
+  // The waker, once opened, and its listeners. The array is replaced, never
+  // changed in place, so a listener added or removed during a wake-up does not
+  // disturb the iteration over the others.
   private wakerFd = -1;
-  private onWake: (() => void) | null = null;
+  private wakeListeners: readonly { readonly onWake: () => void }[] = [];
 
   constructor(
     readonly core: CoreExports,
@@ -223,7 +234,7 @@ export class Engine {
     if (this.wakerFd >= 0) {
       this.backend.native?.close(this.wakerFd);
       this.wakerFd = -1;
-      this.onWake = null;
+      this.wakeListeners = [];
     }
     this.core.loop_close();
     this.callbacks = new CallbackQueue([]);
@@ -510,17 +521,31 @@ export class Engine {
   // ---------------------------------------------------------------- the waker
 
   /**
-   * Opens the loop's waker: an eventfd in its poller. A write to it (the shim's
-   * `wake`, from any thread) makes the loop turn; each wake-up reads the eventfd
-   * once and then calls `onWake` on the loop's thread. Idempotent.
+   * Adds a listener to the loop's waker, opening the waker (an eventfd in the
+   * loop's poller) on first use. A write to the eventfd (the shim's `wake`, from
+   * any thread, or a signal handler) makes the loop turn; each wake-up reads the
+   * eventfd once and then calls every listener's `onWake` on the loop's thread, in
+   * the order they were added. Writes that arrive before the loop reads coalesce
+   * into one wake-up, so a listener learns what happened from its own state, not
+   * from the count of calls. Each call adds a listener (the same function twice is
+   * called twice); {@link Waker.remove} takes it away. Loop's thread only.
    * @throws SysError if the eventfd cannot be made or registered; Error without
    *   the native shim.
    */
   openWaker(onWake: () => void): Waker {
-    if (this.wakerFd >= 0) {
-      this.onWake = onWake;
-      return { fd: this.wakerFd };
-    }
+    if (this.wakerFd < 0) this.wakerFd = this.createWaker();
+    const entry = { onWake };
+    this.wakeListeners = [...this.wakeListeners, entry];
+    return {
+      fd: this.wakerFd,
+      remove: () => {
+        if (this.wakeListeners.includes(entry)) this.wakeListeners = this.wakeListeners.filter((e) => e !== entry);
+      },
+    };
+  }
+
+  /** Makes the eventfd and registers it with the core: the fd. @throws as openWaker. */
+  private createWaker(): number {
     const native = this.backend.native;
     if (native === null) throw new Error(`the waker needs the native shim; backend '${this.backend.name}' has none`);
     const fd = native.eventfdOpen();
@@ -536,21 +561,20 @@ export class Engine {
       native.close(fd);
       throw new SysError(-rc, this.backend.calls.ctl);
     }
-    this.wakerFd = fd;
-    this.onWake = onWake;
-    return { fd };
+    return fd;
   }
 
   private consumeWake(): void {
     // Reading the eventfd resets it: under level-triggered readiness an unread
     // waker would be reported by every poll and the loop would spin.
     this.backend.native!.consume(this.wakerFd);
-    const onWake = this.onWake;
-    if (onWake === null) return;
-    try {
-      onWake();
-    } catch (e) {
-      this.logger.error('Exception in waker callback:', e);
+    for (const { onWake } of this.wakeListeners) {
+      try {
+        onWake();
+      } catch (e) {
+        this.logger.error('Exception in waker callback:', e);
+      }
+      if (this.state === State.Closed) return;
     }
   }
 
