@@ -9,6 +9,7 @@
         "bindings/poller.c",
         "bindings/pollset.c",
         "bindings/sys.c",
+        "bindings/wakers.c",
         "bindings/watcher.c"
       ],
       "defines": ["NAPI_VERSION=8"],

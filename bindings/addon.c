@@ -24,11 +24,12 @@
 #include <sys/epoll.h>
 
 /* Watchers first: their threads must be gone before the sets and descriptors
- * they poll are closed. */
+ * they poll are closed. Waker ids are retired before the eventfds they name. */
 static void on_cleanup(void *arg) {
   ioloop_state *st = arg;
   ioloop_watcher_close_all(st);
   ioloop_pollset_close_all(st);
+  ioloop_wakers_retire_all(st);
   ioloop_close_owned(st);
 }
 
@@ -67,6 +68,7 @@ static void free_state(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   ioloop_state *st = data;
+  ioloop_wakers_retire_all(st);
   ioloop_close_owned(st);
   free(st);
 }
@@ -154,7 +156,8 @@ NAPI_MODULE_INIT() {
       !add_exports(env, exports, st, ioloop_guest_exports) ||
       !add_exports(env, exports, st, ioloop_sys_exports) ||
       !add_exports(env, exports, st, ioloop_pollset_exports) ||
-      !add_exports(env, exports, st, ioloop_watcher_exports)) {
+      !add_exports(env, exports, st, ioloop_watcher_exports) ||
+      !add_exports(env, exports, st, ioloop_wakers_exports)) {
     ioloop_throw(env, false, NULL, "wasm_ioloop: cannot build the exports");
     return NULL;
   }

@@ -22,6 +22,10 @@
  *     thread-safe function (watcher.c).
  *   - Guest drivers (guest.c), poll sets (pollset.c) and watchers (watcher.c)
  *     are linked into their environment's lists while open.
+ *   - Waker ids (wakers.c) live in one process-wide table behind a mutex, each
+ *     entry owned by the environment that registered it; the plain cleanup
+ *     hook retires an environment's entries before its owned descriptors are
+ *     closed, so no id outlives the eventfd it names.
  *   - Nothing links against libuv: guest.c finds the libuv functions it needs
  *     with dlsym when first used (uv.h is included only for types and
  *     constants).
@@ -82,6 +86,7 @@ extern const ioloop_export ioloop_guest_exports[];
 extern const ioloop_export ioloop_sys_exports[];
 extern const ioloop_export ioloop_pollset_exports[];
 extern const ioloop_export ioloop_watcher_exports[];
+extern const ioloop_export ioloop_wakers_exports[];
 
 /* addon.c */
 
@@ -166,6 +171,12 @@ int ioloop_create_owned(ioloop_state *st, int (*create)(void));
 int ioloop_close_fd(int fd);
 /* Close every descriptor `st` still owns. */
 void ioloop_close_owned(ioloop_state *st);
+
+/* wakers.c */
+
+/* Retire every waker id `st` registered (its teardown, before the owned
+ * descriptors are closed). */
+void ioloop_wakers_retire_all(ioloop_state *st);
 
 /* guest.c */
 

@@ -57,7 +57,7 @@ export interface NativeCounters {
   epollWait: number;
   /** epoll_ctl(2) calls made by epollCtl. */
   epollCtl: number;
-  /** write(2) calls made by wake() from this environment, whichever environment owns the eventfd. */
+  /** write(2) calls made by wake() and wakeId() from this environment, whichever environment owns the eventfd. */
   wakes: number;
 }
 
@@ -69,7 +69,8 @@ export type GuestHandle = object;
  *
  * Thread-safety: each worker thread that loads the shim gets its own instance
  * with its own state; call a function only from the thread that loaded it,
- * except {@link NativeShim.wake}, which may target any environment's eventfd.
+ * except {@link NativeShim.wake}, which may target any environment's eventfd,
+ * and {@link NativeShim.wakeId}, which may name any environment's waker.
  * Descriptors are process-wide numbers and may be used from any thread.
  */
 export interface NativeShim {
@@ -115,6 +116,37 @@ export interface NativeShim {
   wake(fd: number): number;
   /** Reads and resets an eventfd's counter: the value, 0 if nothing was pending, or -errno. */
   consume(fd: number): number;
+
+  // ---- waker registry: ids that name a waker without naming its fd (channels) ----
+
+  /**
+   * Registers `fd` (a loop's waker eventfd) in the process-wide waker registry:
+   * a new id (an integer >= 1), or -errno (-EBADF if `fd` is not open, -ENOMEM).
+   * Ids come from one counter that only grows, so an id is never given out twice
+   * and a retired one never names another fd. The entry belongs to this
+   * environment; its teardown retires it before closing the descriptors it owns.
+   * The same fd may be registered more than once, each id retired on its own;
+   * keep the fd open until every id naming it is unregistered.
+   * @throws TypeError if `fd` is not an integer >= 0.
+   */
+  wakerRegister(fd: number): number;
+  /**
+   * Adds 1 to the eventfd behind `id`: 0, -EBADF if `id` was retired, -ESRCH if it
+   * was never given out, or the write's -errno (a full counter is a pending wake and
+   * counts as success). The lookup and the write happen under the registry's
+   * mutex, so a write never reaches an fd after its id was unregistered.
+   * Thread-safe: call it from any thread, on any environment's id; it counts in
+   * this environment's counters().wakes.
+   * @throws TypeError if `id` is not an integer in [1, 2**53 - 1].
+   */
+  wakeId(id: number): number;
+  /**
+   * Retires `id`: 0, -EBADF if already retired, -ESRCH if never given out, -EPERM
+   * if another environment registered it. Once it returns, no wakeId write to the
+   * fd is in progress or can start through `id`, so the fd may be closed.
+   * @throws TypeError if `id` is not an integer in [1, 2**53 - 1].
+   */
+  wakerUnregister(id: number): number;
   /**
    * Closes any fd: 0 or -errno. Forgets ownership (whichever environment owned it),
    * stops a guest driver or watcher of this environment that watches it, frees a poll
