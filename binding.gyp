@@ -20,6 +20,17 @@
       "xcode_settings": {
         "OTHER_CFLAGS": ["-O2", "-Wall", "-Wextra", "-std=c11"]
       }
+    },
+    {
+      "target_name": "wasm_ioloop_watchdog",
+      "sources": ["bindings/watchdog.cc"],
+      "cflags!": ["-O3"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-cast-function-type"],
+      "cflags_cc": ["-std=gnu++17"],
+      "libraries": ["-lpthread"],
+      "xcode_settings": {
+        "OTHER_CPLUSPLUSFLAGS": ["-O2", "-Wall", "-Wextra", "-std=gnu++17"]
+      }
     }
   ]
 }
