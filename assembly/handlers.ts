@@ -9,7 +9,8 @@
 //                              while free, FREE | the next free slot
 //   offset 8   i32 interest    the events registered, always including EV_ERROR
 //   offset 12  u32 unused      (16 bytes, so a record's address is a shift)
-// Token = slot | (generation << HANDLER_SLOT_BITS): what the kernel carries back.
+// Token = slot | (generation << HANDLER_SLOT_BITS): what the poller carries back.
+// The poller is the global `Poller` (poller.ts describes the interface).
 //
 // Invariants
 // - fdTable[fd] == slot + 1 exactly when slot is in use with that fd; the runtime
@@ -22,19 +23,18 @@
 //   between a poll and the record's read.)
 // - Slots are < MAX_HANDLER_SLOTS = 2^HANDLER_SLOT_BITS - 1. Never handing out the
 //   all-ones slot means no token can equal WAKER_TOKEN, whatever the generation.
-// - Every failure leaves the table as it was: registration with the kernel comes
+// - Every failure leaves the table as it was: registration with the poller comes
 //   after all the memory it needs is reserved, except the fd table, which grows
-//   only once the kernel accepts the fd (so a bogus huge fd costs no memory), and
-//   whose growth failing undoes the kernel registration. The token is computed
+//   only once the poller accepts the fd (so a bogus huge fd costs no memory), and
+//   whose growth failing undoes the poller registration. The token is computed
 //   before the slot is taken, so a failed registration does not use up a generation.
 
 import {
-  EV_ERROR, EV_READ, CTL_ADD, CTL_DEL, CTL_MOD, HANDLER_SLOT_BITS, WAKER_TOKEN,
+  EV_ERROR, HANDLER_SLOT_BITS,
   ERRNO_EBADF, ERRNO_ENOENT, ERRNO_EEXIST, ERRNO_ENOMEM, ERRNO_ENOSPC,
 } from "./layout";
 import { regionGrow, grantedBytes } from "./memory";
-import { SlotRecord, slotTable } from "./slots";
-import { epoll_ctl, epollFd } from "./poller";
+import { SlotRecord, slotTable, FREE } from "./slots";
 
 const SLOT_MASK: u32 = (1 << HANDLER_SLOT_BITS) - 1;
 const FIRST_GENERATION: u32 = 0;
@@ -97,10 +97,10 @@ export function handler_add(fd: i32, events: i32): i32 {
   }
   let interest = events | EV_ERROR;
   let token = slots.next() | (slots.nextGeneration(FIRST_GENERATION) << HANDLER_SLOT_BITS);
-  let result = epoll_ctl(epollFd, CTL_ADD, fd, interest, <i32>token);
+  let result = Poller.add(fd, interest, token);
   if (result < 0) return result;
   if (<u32>fd >= fdTableLength && !growFdTable(fd)) {
-    epoll_ctl(epollFd, CTL_DEL, fd, 0, <i32>token);
+    Poller.remove(fd, token);
     return -ERRNO_ENOMEM;
   }
   let slot = slots.take(<u32>fd, FIRST_GENERATION);
@@ -119,7 +119,7 @@ export function handler_update(fd: i32, events: i32): i32 {
   let slot = lookup(fd);
   if (slot == UNREGISTERED) return -ERRNO_ENOENT;
   let interest = events | EV_ERROR;
-  let result = epoll_ctl(epollFd, CTL_MOD, fd, interest, <i32>tokenOf(slot));
+  let result = Poller.modify(fd, interest, tokenOf(slot));
   if (result < 0) return result;
   slots.record(slot).interest = interest;
   return 0;
@@ -134,7 +134,7 @@ export function handler_update(fd: i32, events: i32): i32 {
 export function handler_remove(fd: i32): i32 {
   let slot = lookup(fd);
   if (slot == UNREGISTERED) return -ERRNO_ENOENT;
-  epoll_ctl(epollFd, CTL_DEL, fd, 0, <i32>tokenOf(slot));
+  Poller.remove(fd, tokenOf(slot));
   slots.free(slot, FIRST_GENERATION, GENERATION_LIMIT);
   store<u32>(fdTableBase + (<usize>fd << 2), 0);
   registered--;
@@ -152,10 +152,11 @@ export function handler_count(): i32 {
 }
 
 /** Registers the waker's fd for EV_READ under WAKER_TOKEN; it is not in the table.
- * Returns 0, -9 (EBADF) if fd < 0, or the poller's -errno. */
+ * Returns 0, -9 (EBADF) if fd < 0, or the poller's -errno (-38, ENOSYS, in the
+ * WASI build, which has no waker). */
 export function waker_add(fd: i32): i32 {
   if (fd < 0) return -ERRNO_EBADF;
-  let result = epoll_ctl(epollFd, CTL_ADD, fd, EV_READ, <i32>WAKER_TOKEN);
+  let result = Poller.addWaker(fd);
   return result < 0 ? result : 0;
 }
 
@@ -165,4 +166,32 @@ export function tokenInterest(token: u32): i32 {
   let slot = token & SLOT_MASK;
   if (!slots.isCurrent(slot, token >> HANDLER_SLOT_BITS)) return -1;
   return slots.record(slot).interest;
+}
+
+// The table, slot by slot, for a poller that builds its interest list from it
+// (poller-wasi.ts). A slot below `handlerSlotsUsed()` is either in use or free.
+
+/** Slots handed out at least once: every registered fd's slot is below this. */
+// @ts-ignore: decorator
+@inline export function handlerSlotsUsed(): u32 {
+  return slots.count;
+}
+
+/** The fd of a slot below handlerSlotsUsed(), or -1 if the slot is free. */
+// @ts-ignore: decorator
+@inline export function handlerFdAt(slot: u32): i32 {
+  let link = slots.record(slot).link;
+  return (link & FREE) != 0 ? -1 : <i32>link;
+}
+
+/** The interest (EV_ERROR included) of a slot in use. */
+// @ts-ignore: decorator
+@inline export function handlerInterestAt(slot: u32): i32 {
+  return slots.record(slot).interest;
+}
+
+/** The token of a slot in use: what its ready records must carry. */
+// @ts-ignore: decorator
+@inline export function handlerTokenAt(slot: u32): u32 {
+  return tokenOf(slot);
 }

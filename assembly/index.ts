@@ -1,6 +1,8 @@
 // The core's exports: the constants of layout.ts (as WebAssembly globals), and the
-// functions of each part. `memory` is exported by the compiler. Every export takes
-// and returns i32 or f64 only, since an i64 costs a BigInt on each JS call.
+// functions of each part. `memory` is exported by the compiler. Both builds (the
+// epoll one and the WASI one, asconfig.json) export the same names; only the
+// poller behind them differs (poller.ts). Every export takes and returns i32 or
+// f64 only, since an i64 costs a BigInt on each JS call.
 
 export {
   EV_NONE, EV_READ, EV_WRITE, EV_ERROR,
@@ -22,3 +24,5 @@ export { handler_add, handler_update, handler_remove, handler_slot, handler_coun
   waker_add } from "./handlers";
 export { poll, event_next } from "./ready";
 export { memory_limit } from "./memory";
+export { sys_buffer, sys_read, sys_write, sys_close, sys_accept, sys_recv, sys_send,
+  sys_shutdown, clock_now, errno_from_wasi } from "./sys";

@@ -13,37 +13,33 @@
 // tight loop of i32/f64 calls.
 
 import { MAX_POLL_TIMEOUT } from "./layout";
-import { epoll_create, fd_close, epollFd, setEpollFd } from "./poller";
 import { timers_collect, timersDuePending, timersFired } from "./timers";
 import { heapMinDeadline } from "./heap";
 import { eventsDelivered, readyClear } from "./ready";
 
 let iterations: f64 = 0;
 
-/** Creates the poller (epoll_create) and keeps its fd. Returns 0 or its -errno.
- * While the poller is open, calling it again does nothing and returns 0. */
+/** Creates the poller (Poller.open: epoll_create in the epoll build). Returns 0 or
+ * its -errno. While the poller is open, calling it again does nothing and returns 0. */
 export function loop_init(): i32 {
-  if (epollFd >= 0) return 0;
-  let fd = epoll_create();
-  if (fd < 0) return fd;
-  setEpollFd(fd);
-  return 0;
+  if (Poller.isOpen()) return 0;
+  let result = Poller.open();
+  return result < 0 ? result : 0;
 }
 
-/** The poller's fd, or -1 (before loop_init, after loop_close). */
+/** The poller's fd, or -1 (before loop_init, after loop_close, and always in the
+ * WASI build, whose poller has no fd). */
 export function loop_fd(): i32 {
-  return epollFd;
+  return Poller.fd();
 }
 
-/** Closes the poller's fd, once: later calls do nothing and return 0. Returns 0 or
- * the -errno of fd_close; the fd is forgotten either way, as close(2) releases an
- * fd even when it reports an error. Unread ready records are dropped. */
+/** Closes the poller, once: later calls do nothing and return 0. Returns 0 or the
+ * -errno of its close; it is forgotten either way, as close(2) releases an fd even
+ * when it reports an error. Unread ready records are dropped. */
 export function loop_close(): i32 {
-  if (epollFd < 0) return 0;
-  let fd = epollFd;
-  setEpollFd(-1);
+  if (!Poller.isOpen()) return 0;
   readyClear();
-  let result = fd_close(fd);
+  let result = Poller.close();
   return result < 0 ? result : 0;
 }
 

@@ -1,4 +1,5 @@
-// The ready queue: the buffer the poller fills, and the cursor that reads it.
+// The ready queue: the buffer the poller (the global `Poller`, poller.ts) fills,
+// and the cursor that reads it.
 //
 // The buffer holds READY_CAPACITY records of EVENT_SIZE bytes (layout.ts): u32
 // token at EVENT_TOKEN_OFFSET, u32 events at EVENT_EVENTS_OFFSET. It is static
@@ -16,7 +17,6 @@ import {
   EV_ERROR, EVENT_SIZE, HANDLER_SLOT_BITS, EVENT_TOKEN_OFFSET, EVENT_EVENTS_OFFSET, READY_CAPACITY, WAKER_TOKEN,
   EVENT_SLOT_SHIFT, EVENT_BITS_MASK, EVENT_NONE_LEFT, EVENT_WAKER,
 } from "./layout";
-import { epoll_wait, epollFd } from "./poller";
 import { tokenInterest } from "./handlers";
 
 const SLOT_MASK: u32 = (1 << HANDLER_SLOT_BITS) - 1;
@@ -31,14 +31,14 @@ export let eventsDelivered: f64 = 0;
 
 /**
  * Waits up to `timeout_ms` (-1: no limit, 0: do not block) for readiness and fills
- * the ready buffer (epoll_wait with max = READY_CAPACITY). Returns the number of
+ * the ready buffer (Poller.wait with max = READY_CAPACITY). Returns the number of
  * records, or the poller's -errno, in which case the queue is empty. Either way
  * the read cursor starts again at the first record.
  */
 export function poll(timeout_ms: i32): i32 {
   readyLength = 0;
   readCursor = 0;
-  let n = epoll_wait(epollFd, <i32>readyBuffer, READY_CAPACITY, timeout_ms);
+  let n = Poller.wait(readyBuffer, READY_CAPACITY, timeout_ms);
   if (n < 0) return n;
   // A poller that claims more than it was allowed to write is not believed.
   if (n > READY_CAPACITY) n = READY_CAPACITY;
