@@ -61,6 +61,7 @@ import { coreLayout, type CoreExports } from './core';
 import { TURN_TIMER, type Driver } from './drivers';
 import { Errno, SysError } from './errors';
 import { DurationHistogram } from './histogram';
+import type { Watch } from './watchdog';
 
 type AnyFunction = (...args: any[]) => unknown;
 /** Called with what was registered (the object, if one was given) and the ready events. */
@@ -170,6 +171,10 @@ export class Engine {
   private idleMs = 0;
   private idleSince = -1;
   readonly lag = new DurationHistogram();
+
+  // The blocking watch (setBlockingLogThreshold), or null when it is off: then
+  // each user call pays one null check before and one after.
+  watch: Watch | null = null;
 
   // The waker, once opened, and its listeners. The array is replaced, never
   // changed in place, so a listener added or removed during a wake-up does not
@@ -479,6 +484,8 @@ export class Engine {
       }
       const slot = packed >>> EVENT_SLOT_SHIFT;
       const fn = this.handlerFns[slot]!;
+      const watch = this.watch;
+      if (watch !== null) watch.enter(fn, 'handler');
       try {
         const r = fn(this.handlerObjs[slot], packed & EVENT_BITS_MASK);
         if (r != null && typeof (r as PromiseLike<unknown>).then === 'function') {
@@ -488,12 +495,15 @@ export class Engine {
       } catch (e) {
         this.onHandlerError(e);
       }
+      if (watch !== null) watch.exit();
       if (this.state !== State.Running) return;
     }
   }
 
   /** Runs a user function with its packed arguments; logs what it throws or rejects with. */
   private invoke(fn: AnyFunction, arg: unknown, what: string): void {
+    const watch = this.watch;
+    if (watch !== null) watch.enter(fn, what);
     try {
       const r = arg === NO_ARG ? fn() : callPacked(fn, arg);
       if (r != null && typeof (r as PromiseLike<unknown>).then === 'function') {
@@ -503,6 +513,7 @@ export class Engine {
     } catch (e) {
       this.logger.error(`Exception in ${what} ${fn.name || '(anonymous)'}:`, e);
     }
+    if (watch !== null) watch.exit();
   }
 
   private readonly onCallbackRejection = (e: unknown): void => {
