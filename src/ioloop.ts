@@ -12,6 +12,7 @@ import { Errno, SysError, TimeoutError } from './errors';
 import { loadNative } from './native';
 import { checkBackend, chooseLoop, defaultBackend, hostInfo, openDriver, type HostInfo } from './selection';
 import type { Sys } from './sys';
+import { closeWatch, setBlockingThreshold } from './watchdog';
 import { badTimer, checkEvents, checkFunction, checkNumber, checkSignal, describe, durationSeconds, filenoOf, type Duration, type FdLike } from './validate';
 
 export type { FdLike, Duration, Logger, HostInfo };
@@ -494,6 +495,7 @@ export class IOLoop {
     if (engine.state === State.Closed) return;
     if (engine.state === State.Running) engine.halt();
     if (opts?.allFds) this.closeAllFds();
+    closeWatch(engine);
     for (const [signal, listener] of this.signalListeners) process.removeListener(signal, listener);
     this.signalListeners.clear();
     engine.close();
@@ -538,11 +540,36 @@ export class IOLoop {
 
   // ---------------------------------------------------------------- diagnostics
 
-  /** Not available in this version. @throws Error */
-  setBlockingLogThreshold(seconds: number | null): never {
+  /**
+   * Tornado's `set_blocking_log_threshold`: warns when one callback, timer or
+   * handler of this loop keeps the loop for longer than `seconds`. Each such call
+   * gets one `logger.warn` as soon as it returns, naming it (its function's name,
+   * or `(anonymous)`, and whether it is a callback, timer or handler), how long it
+   * ran, and the JavaScript stack taken while it was blocking.
+   *
+   * Where the watchdog addon is available (Node; `IOLoop.host().watchdog` says),
+   * a thread of the addon interrupts the blocking function at the threshold: the
+   * warning and the stack are written to stderr (fd 2) then, while it still
+   * runs. A function inside native code, where V8 cannot interrupt it, is
+   * reported on stderr as such one threshold later. Where the addon is not
+   * available (Bun, Deno, no build), the logger's warning comes after the fact,
+   * with the name and the duration, and says it has no stack.
+   *
+   * Only the calls the loop makes are watched: the loop's own wait for work is
+   * never reported, and promise continuations of async callbacks are not
+   * watched. `null` turns it off (the default); off, it costs one null check per
+   * call. A changed threshold applies at once, also to the call in progress;
+   * turned on from inside a call, it watches the calls after that one.
+   *
+   * Thread-safety: the loop's thread only; each loop, on any thread, has its own
+   * threshold.
+   * @throws TypeError unless `seconds` is a number or null; RangeError for NaN,
+   *   a value <= 0, or one that is not finite; Error on a closed loop, or if the
+   *   watchdog's thread cannot be started.
+   */
+  setBlockingLogThreshold(seconds: number | null): void {
     this.checkOpen();
-    if (seconds !== null) checkNumber(seconds, 'seconds');
-    throw new Error('setBlockingLogThreshold is not available in this version');
+    setBlockingThreshold(this.engine, seconds);
   }
 
   /**

@@ -15,6 +15,7 @@ import { BlockingDriver, DRIVER_NAMES, GuestDriver, PortableDriver, WatcherDrive
 import type { Engine } from './engine';
 import { hostRuntime, loadNative, nativeStatus, type NativeShim } from './native';
 import { describe } from './validate';
+import { watchdogStatus } from './watchdog';
 
 /** What this host has: from {@link IOLoop.host}. */
 export interface HostInfo {
@@ -28,6 +29,13 @@ export interface HostInfo {
   backends: string[];
   /** What `new IOLoop({ driver })` accepts here. */
   drivers: string[];
+  /**
+   * `true` when the blocking watchdog addon is in use, so that
+   * setBlockingLogThreshold shows the stack of blocking code; otherwise why not
+   * (not Node, not built, the load error, or disabled by WASM_IOLOOP_NO_WATCHDOG
+   * or WASM_IOLOOP_NO_NATIVE). Without it the warnings come after the fact, with no stack.
+   */
+  watchdog: true | string;
 }
 
 /** What this host has. Never throws. */
@@ -39,6 +47,7 @@ export function hostInfo(): HostInfo {
     native: status.loaded ? true : status.reason,
     backends: availableBackends(),
     drivers: availableDrivers(),
+    watchdog: watchdogStatus(),
   };
 }
 

@@ -119,5 +119,6 @@ test('IOLoop.host() names the runtime, the shim and what a loop can have here', 
     native: true,
     backends: ['epoll', 'poll', 'fake'],
     drivers: ['guest', 'blocking', 'portable'],
+    watchdog: true,
   });
 });
