@@ -10,6 +10,9 @@
 //   `npm test`) is never touched.
 // - Node's headers: npm_config_nodedir, else include/node beside the running
 //   node, else node-gyp's cache. No download.
+// - C sources (.c) are compiled with $CC (default gcc), C++ sources (.cc, .cpp)
+//   with $CXX (default g++) and node-gyp's C++ flags (-std=gnu++17, no RTTI, no
+//   exceptions); a target with C++ sources is linked with $CXX.
 // - The compiler is $CC (default gcc). Its libasan.so and libubsan.so are
 //   LD_PRELOADed into jest and, through the inherited environment, into every
 //   process and worker thread the tests start.
@@ -37,6 +40,9 @@ const releaseDir = path.join(root, 'build', 'Release');
 const prefix = '[test:asan]';
 /** In the run's environment: a JSON map of build/Release addon paths to their build-asan builds. */
 const REDIRECT_ENV = 'WASM_IOLOOP_ASAN_REDIRECT';
+
+/** node-gyp's own C++ flags (common.gypi's cflags_cc), which a target's flags follow. */
+const CXX_DEFAULTS = ['-std=gnu++17', '-fno-rtti', '-fno-exceptions'];
 
 const SANITIZE = [
   // float-cast-overflow (an out-of-range double to integer conversion) is
@@ -156,7 +162,9 @@ function nativeTargets(gyp) {
     if (!sources.some((s) => s.split(path.sep)[0] === 'bindings')) continue;
     const name = target.target_name;
     for (const s of sources) {
-      if (path.extname(s) !== '.c') die(`target ${name}: ${s} is not a C source (this script compiles C only)`);
+      if (!['.c', '.cc', '.cpp'].includes(path.extname(s))) {
+        die(`target ${name}: ${s} is not a C or C++ source (this script compiles .c, .cc and .cpp)`);
+      }
       if (!fs.existsSync(path.join(root, s))) die(`target ${name}: source ${s} (binding.gyp) does not exist`);
     }
     if (target.conditions) {
@@ -169,6 +177,7 @@ function nativeTargets(gyp) {
       includes: (target.include_dirs ?? []).map((d) => path.resolve(root, d)),
       // Optimisation is this build's own choice; warnings and the like come from binding.gyp.
       cflags: [...(target.cflags ?? []), ...(target.cflags_c ?? [])].filter((f) => !/^-O/.test(f)),
+      cxxflags: [...CXX_DEFAULTS, ...(target.cflags ?? []), ...(target.cflags_cc ?? [])].filter((f) => !/^-O/.test(f)),
       ldflags: target.ldflags ?? [],
       libraries: target.libraries ?? [],
     });
@@ -229,7 +238,7 @@ async function pool(jobs, width) {
 }
 
 /** Builds every target and the helper; returns the redirect map and the helper's path. */
-async function build(cc, targets, headers) {
+async function build(cc, cxx, targets, headers) {
   fs.rmSync(outDir, { recursive: true, force: true });
   fs.mkdirSync(outDir, { recursive: true });
   const width = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
@@ -243,17 +252,21 @@ async function build(cc, targets, headers) {
       `NODE_GYP_MODULE_NAME=${t.name}`, 'USING_UV_SHARED=1', 'USING_V8_SHARED=1', 'BUILDING_NODE_EXTENSION',
       '_LARGEFILE_SOURCE', '_FILE_OFFSET_BITS=64', ...t.defines,
     ].map((d) => `-D${d}`);
-    const cflags = ['-O1', '-g', '-fPIC', '-pthread', ...SANITIZE, ...t.cflags, ...defines,
+    const common = ['-O1', '-g', '-fPIC', '-pthread', ...SANITIZE];
+    const cflags = [...common, ...t.cflags, ...defines,
       ...t.includes.map((d) => `-I${d}`), `-I${headers}`];
-    const objects = t.sources.map((s) => path.join(objDir, `${s.replace(/\.c$/, '').split(path.sep).join('_')}.o`));
+    const cxxflags = [...common, ...t.cxxflags, ...defines, ...t.includes.map((d) => `-I${d}`), `-I${headers}`];
+    const isCxx = (s) => path.extname(s) !== '.c';
+    const objects = t.sources.map((s) => path.join(objDir, `${s.replace(/\.(c|cc|cpp)$/, '').split(path.sep).join('_')}.o`));
     t.sources.forEach((s, i) => compiles.push({
       what: `compiling ${s}`,
-      job: () => run(cc, [...cflags, '-c', path.join(root, s), '-o', objects[i]]),
+      job: () => run(isCxx(s) ? cxx : cc, [...(isCxx(s) ? cxxflags : cflags), '-c', path.join(root, s), '-o', objects[i]]),
     }));
+    const linker = t.sources.some(isCxx) ? cxx : cc;
     const output = path.join(outDir, `${t.name}.node`);
     links.push({
       what: `linking ${path.relative(root, output)}`,
-      job: () => run(cc, ['-shared', '-pthread', ...SANITIZE, ...t.ldflags, ...objects, '-o', output, ...t.libraries]),
+      job: () => run(linker, ['-shared', '-pthread', ...SANITIZE, ...t.ldflags, ...objects, '-o', output, ...t.libraries]),
     });
   }
   const helperSource = path.join(outDir, 'sanitizer-helper.c');
@@ -363,12 +376,13 @@ async function main() {
     die('wasm/core.wasm is missing: run `npm run build` first (`npm test` does)');
   }
   const cc = process.env.CC || 'gcc';
+  const cxx = process.env.CXX || 'g++';
   const asan = runtime(cc, 'libasan.so', 'AddressSanitizer');
   const ubsan = runtime(cc, 'libubsan.so', 'UndefinedBehaviorSanitizer');
   const targets = nativeTargets(readGyp());
   const headers = nodeHeaders();
-  console.log(`${prefix} building ${targets.map((t) => `${t.name} (${t.sources.length} source${t.sources.length === 1 ? '' : 's'})`).join(', ')} with ${cc} into build-asan/`);
-  const { redirect, helper } = await build(cc, targets, headers);
+  console.log(`${prefix} building ${targets.map((t) => `${t.name} (${t.sources.length} source${t.sources.length === 1 ? '' : 's'})`).join(', ')} with ${cc} (C) and ${cxx} (C++) into build-asan/`);
+  const { redirect, helper } = await build(cc, cxx, targets, headers);
   const setup = { asan, ubsan, helper, redirect };
   const problem = preflight(setup);
   if (problem) die(problem);
