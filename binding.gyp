@@ -25,7 +25,7 @@
       "target_name": "wasm_ioloop_watchdog",
       "sources": ["bindings/watchdog.cc"],
       "cflags!": ["-O3"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-cast-function-type"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-cast-function-type"],
       "cflags_cc": ["-std=gnu++17"],
       "libraries": ["-lpthread"],
       "xcode_settings": {

@@ -142,6 +142,9 @@ struct Slot {
   // [function, kind] of the span in progress, written by JavaScript; read by
   // the interrupt for the function's name. JavaScript thread only.
   v8::Global<v8::Array> current;
+  // The script of the watch's own `exit` (src/watchdog.ts), whose first frame
+  // means the user function has returned (see OnInterrupt).
+  int self_script = -1;
 
   // Under State::mu.
   double threshold_ms = 0;
@@ -204,9 +207,7 @@ struct Ticket {
   double start;
 };
 
-std::string FormatStack(v8::Isolate* isolate) {
-  v8::Local<v8::StackTrace> trace =
-      v8::StackTrace::CurrentStackTrace(isolate, kFrameLimit, v8::StackTrace::kDetailed);
+std::string FormatStack(v8::Isolate* isolate, v8::Local<v8::StackTrace> trace) {
   std::string out;
   int frames = trace->GetFrameCount();
   for (int i = 0; i < frames; i++) {
@@ -265,7 +266,16 @@ void OnInterrupt(v8::Isolate* isolate, void* data) {
   if (LoadCell(&s->cells[kStart]) != ticket->start) return;
 
   v8::HandleScope scope(isolate);
-  std::string stack = FormatStack(isolate);
+  v8::Local<v8::StackTrace> trace =
+      v8::StackTrace::CurrentStackTrace(isolate, kFrameLimit, v8::StackTrace::kDetailed);
+  // V8 serves interrupts at function entries too: one served on entry to the
+  // watch's `exit`, before it marks the span's end, comes after the user
+  // function returned, and its stack is the loop's, not the function's.
+  if (trace->GetFrameCount() > 0) {
+    v8::Local<v8::StackFrame> top = trace->GetFrame(isolate, 0);
+    if (top->GetScriptId() == s->self_script && Utf8(isolate, top->GetFunctionName()) == "exit") return;
+  }
+  std::string stack = FormatStack(isolate, trace);
   std::string name = FunctionName(isolate, s);
   const char* kind = KindName(LoadCell(&s->cells[kKind]));
   s->cap_start = ticket->start;
@@ -439,8 +449,9 @@ bool SlotId(const v8::FunctionCallbackInfo<v8::Value>& info, const char* fn, int
   return true;
 }
 
-// open(cells: Float64Array (SharedArrayBuffer, >= 3 elements, 8-aligned),
-//      current: unknown[], thresholdMs, nowMs: performance.now()): id
+// open(cells: Float64Array (SharedArrayBuffer, >= 3 elements),
+//      current: unknown[], thresholdMs, nowMs: performance.now(), exit: the
+//      watch's exit function): id
 void Open(const v8::FunctionCallbackInfo<v8::Value>& info) {
   v8::Isolate* isolate = info.GetIsolate();
   State* st = StateOf(info);
@@ -459,6 +470,10 @@ void Open(const v8::FunctionCallbackInfo<v8::Value>& info) {
   }
   double threshold = 0, now = 0;
   if (!PositiveMs(info, 2, "open", "thresholdMs", &threshold) || !FiniteMs(info, 3, "open", "nowMs", &now)) return;
+  if (!info[4]->IsFunction()) {
+    Throw(isolate, true, "open: exit must be a function");
+    return;
+  }
   std::shared_ptr<v8::BackingStore> store = view->Buffer()->GetBackingStore();
   if (store->Data() == nullptr) {
     Throw(isolate, true, "open: cells has no memory (detached?)");
@@ -469,6 +484,7 @@ void Open(const v8::FunctionCallbackInfo<v8::Value>& info) {
   slot->cells = reinterpret_cast<double*>(static_cast<char*>(store->Data()) + view->ByteOffset());
   slot->store = std::move(store);
   slot->current.Reset(isolate, info[1].As<v8::Array>());
+  slot->self_script = info[4].As<v8::Function>()->ScriptId();
   slot->threshold_ms = threshold;
   slot->offset_ms = MonoMs() - now;
   int id = slot->id;
