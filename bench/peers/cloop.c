@@ -8,6 +8,7 @@
  *   cloop w3 chain|batch [n]    callbacks (W3)
  *   cloop w4 1pair|100pairs [n] ping-pong over socketpairs (W4)
  *   cloop w5 idle [ms]          idle window (W5)
+ *   cloop w7 1conn|64conns [ms] HTTP keep-alive under wrk (W7, in chttp.c)
  *   cloop prng [k]              first k outputs of the PRNG (cross-language check)
  *
  * Without a configuration a scenario runs each of its configurations in turn.
@@ -611,6 +612,8 @@ static void run_w5(const char *config, size_t window_ms) {
   emit("W5", config, 1, &w5.span, 1, extra);
 }
 
+#include "chttp.c"
+
 /* ---- main ---- */
 
 typedef struct {
@@ -626,6 +629,7 @@ static const scenario_t scenarios[] = {
     {"w3", {"chain", "batch", NULL}, 1000000, run_w3},
     {"w4", {"1pair", "100pairs", NULL}, 200000, run_w4},
     {"w5", {"idle", NULL}, 3000, run_w5},
+    {"w7", {"1conn", "64conns", NULL}, 3000, run_w7},
 };
 
 int main(int argc, char **argv) {
@@ -649,6 +653,6 @@ int main(int argc, char **argv) {
     if (argc >= 3) fprintf(stderr, "unknown configuration '%s'\n", argv[2]), exit(1);
     return 0;
   }
-  fprintf(stderr, "usage: cloop w1|w2|w3|w4|w5|prng [config] [n]\n");
+  fprintf(stderr, "usage: cloop w1|w2|w3|w4|w5|w7|prng [config] [n]\n");
   return 1;
 }
