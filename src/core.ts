@@ -1,11 +1,15 @@
-// The runtime's typed doorway to the WebAssembly core (assembly/, built to
-// wasm/core.wasm by `npm run build:wasm`).
+// The runtime's typed doorway to the WebAssembly core (assembly/, built by
+// `npm run build:wasm` in two builds that differ only in their poller):
+//   wasm/core.wasm       imports the four `ioloop` functions below (CoreImports):
+//                        the native shim's epoll or poll set, or a stand-in.
+//   wasm/core-wasi.wasm  imports nine functions of `wasi_snapshot_preview1` (WASI_IMPORTS)
+//                        from a WASI preview1 host (instantiateWasiCore).
 //
 // The core keeps the timer heap, the handler table and the ready queue in its own
-// linear memory and calls nothing but the four `ioloop` imports below. Every
-// export takes and returns i32 or f64 (numbers), never i64, so no call costs a
-// BigInt. Errors come back as negative numbers (-errno, or -1 where stated), never
-// as traps.
+// linear memory and calls nothing but its imports. Every export takes and returns
+// i32 or f64 (numbers), never i64, so no call costs a BigInt. Errors come back as
+// negative numbers (-errno, Linux's numbers in both builds, or -1 where stated),
+// never as traps.
 //
 // Threads: an instance belongs to the thread (isolate) that created it; none of
 // its exports may be called from another thread, and none is re-entrant: an
@@ -137,6 +141,32 @@ export interface CoreExports {
   stat_events(): number;
 
   /**
+   * A scratch region of at least `len` bytes in the core's memory for the sys_*
+   * calls; valid until the next call (it may move when it grows). 0 in the epoll
+   * build, and when memory is exhausted.
+   */
+  sys_buffer(len: number): number;
+  /**
+   * The WASI build's pass-through descriptor calls, one host call each, on that
+   * host's fds: the result (bytes, or a new fd for accept), or -errno in Linux's
+   * numbers. The epoll build's return -38 (ENOSYS): the native shim makes them.
+   * read, write: fd_read, fd_write of `len` bytes at `ptr`. close: fd_close.
+   * accept: sock_accept, nonblocking. recv, send: sock_recv, sock_send, no flags.
+   * shutdown: sock_shutdown (`how`: 1 read, 2 write, 3 both).
+   */
+  sys_read(fd: number, ptr: number, len: number): number;
+  sys_write(fd: number, ptr: number, len: number): number;
+  sys_close(fd: number): number;
+  sys_accept(fd: number): number;
+  sys_recv(fd: number, ptr: number, len: number): number;
+  sys_send(fd: number, ptr: number, len: number): number;
+  sys_shutdown(fd: number, how: number): number;
+  /** The WASI host's monotonic clock (clock_time_get) in seconds; -1 in the epoll build or if the host cannot read it. */
+  clock_now(): number;
+  /** Linux's errno for a WASI preview1 errno (preview1 numbers them alphabetically); EIO for one preview1 does not define. */
+  errno_from_wasi(errno: number): number;
+
+  /**
    * Test hook: caps the pages the core's arrays may make its memory span (clamped
    * to [pages in use, 65536]); returns the cap. Lets tests reach the
    * out-of-memory paths without gigabytes.
@@ -220,10 +250,27 @@ const LAYOUT_NAMES = [
 /** Constants that are unsigned in the core; a WebAssembly i32 global reads as signed. */
 const UNSIGNED: ReadonlySet<string> = new Set(['WAKER_TOKEN']);
 
-/** Where the core is built; right both from src/ (tests, tsx) and from dist/. */
+/** Where the cores are built; right both from src/ (tests, tsx) and from dist/. */
 const WASM_PATH = path.join(__dirname, '..', 'wasm', 'core.wasm');
+const WASI_WASM_PATH = path.join(__dirname, '..', 'wasm', 'core-wasi.wasm');
 
 let compiled: WebAssembly.Module | null = null;
+let compiledWasi: WebAssembly.Module | null = null;
+
+/** Compiles the core at `file`. @throws Error naming the missing file and `npm run build:wasm`. */
+function compile(file: string): WebAssembly.Module {
+  // readFileSync never returns a Buffer over a SharedArrayBuffer.
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = fs.readFileSync(file) as Uint8Array<ArrayBuffer>;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(`the WebAssembly core is not built: ${file} is missing; run \`npm run build:wasm\``);
+    }
+    throw e;
+  }
+  return new WebAssembly.Module(bytes);
+}
 
 /**
  * The compiled core, compiled synchronously on first use and cached for the process
@@ -231,19 +278,12 @@ let compiled: WebAssembly.Module | null = null;
  * @throws Error naming the missing file and `npm run build:wasm` if the core is not built.
  */
 export function coreModule(): WebAssembly.Module {
-  if (compiled) return compiled;
-  // readFileSync never returns a Buffer over a SharedArrayBuffer.
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    bytes = fs.readFileSync(WASM_PATH) as Uint8Array<ArrayBuffer>;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error(`the WebAssembly core is not built: ${WASM_PATH} is missing; run \`npm run build:wasm\``);
-    }
-    throw e;
-  }
-  compiled = new WebAssembly.Module(bytes);
-  return compiled;
+  return (compiled ??= compile(WASM_PATH));
+}
+
+/** The compiled WASI build of the core (wasm/core-wasi.wasm), cached as {@link coreModule}. @throws Error as coreModule. */
+export function coreWasiModule(): WebAssembly.Module {
+  return (compiledWasi ??= compile(WASI_WASM_PATH));
 }
 
 /**
@@ -264,6 +304,88 @@ export function instantiateCore(imports: CoreImports): CoreExports {
   };
   const instance = new WebAssembly.Instance(coreModule(), { ioloop });
   return instance.exports as unknown as CoreExports;
+}
+
+/** The functions of `wasi_snapshot_preview1` the WASI build imports: these and no others. */
+export const WASI_IMPORTS = [
+  'poll_oneoff', 'clock_time_get', 'fd_read', 'fd_write', 'fd_close',
+  'sock_accept', 'sock_recv', 'sock_send', 'sock_shutdown',
+] as const;
+
+/** preview1's ENOSYS, what a function the host lacks returns. */
+const WASI_ENOSYS = 52;
+
+/**
+ * A WASI preview1 host: node:wasi's `WASI` (`new WASI({ version: 'preview1', ... })`),
+ * the package's own provider, or any object with `wasiImport` or `getImportObject()`.
+ */
+export interface WasiHost {
+  /** The preview1 functions, by name. */
+  wasiImport?: object;
+  /** An import object whose `wasi_snapshot_preview1` holds the preview1 functions. */
+  getImportObject?(): object;
+  /** Binds the host to the instance (its memory): node:wasi, Deno's, the package's provider. */
+  initialize?(instance: WebAssembly.Instance): void;
+  /** Binds the host to the memory: Bun's node:wasi, which has no initialize. */
+  setMemory?(memory: WebAssembly.Memory): void;
+}
+
+/** A WASI build instantiated over a host. */
+export interface WasiCore {
+  readonly exports: CoreExports;
+  readonly instance: WebAssembly.Instance;
+  /** The imports the host had no function for; each returns ENOSYS. */
+  readonly missing: readonly string[];
+}
+
+/** The preview1 functions of a host. @throws TypeError if it has none. */
+function preview1Of(host: WasiHost, what: string): Record<string, unknown> {
+  if (typeof host !== 'object' || host === null) {
+    throw new TypeError(`${what} must be a WASI preview1 host (node:wasi's WASI, or an object with wasiImport or getImportObject()), got ${host === null ? 'null' : typeof host}`);
+  }
+  if (typeof host.getImportObject === 'function') {
+    const object = host.getImportObject() as { wasi_snapshot_preview1?: unknown } | null;
+    const functions = object?.wasi_snapshot_preview1;
+    if (typeof functions === 'object' && functions !== null) return functions as Record<string, unknown>;
+  }
+  if (typeof host.wasiImport === 'object' && host.wasiImport !== null) return host.wasiImport as Record<string, unknown>;
+  throw new TypeError(`${what} has neither wasiImport nor getImportObject().wasi_snapshot_preview1: it is not a WASI preview1 host`);
+}
+
+/**
+ * Instantiates a fresh WASI build of the core over a preview1 host, synchronously.
+ * The loader's rules:
+ *   - The preview1 functions are `host.getImportObject().wasi_snapshot_preview1`
+ *     where the host has getImportObject, else `host.wasiImport`.
+ *   - Only the nine of WASI_IMPORTS are passed; one the host lacks (Bun's node:wasi
+ *     has no sock_accept) is a stub that returns ENOSYS, so every host links.
+ *   - Then the host is bound to the instance: `host.initialize(instance)` where it
+ *     has one (node:wasi needs the module's `memory` export, which the core has; the
+ *     core has no `_start` and no `_initialize`, which node:wasi's initialize would
+ *     call, since it runs nothing at instantiation), else `host.setMemory(memory)`
+ *     (Bun's node:wasi), else nothing: such a host reaches the memory its own way.
+ * A host can be bound to one instance only (node:wasi's initialize throws the
+ * second time): one host per loop.
+ * @throws TypeError if `host` is not a preview1 host; Error as {@link coreWasiModule};
+ *   whatever the host's initialize throws.
+ */
+export function instantiateWasiCore(host: WasiHost, what = 'options.wasi'): WasiCore {
+  const functions = preview1Of(host, what);
+  const preview1: Record<string, unknown> = {};
+  const missing: string[] = [];
+  for (const name of WASI_IMPORTS) {
+    const fn = functions[name];
+    if (typeof fn === 'function') preview1[name] = fn;
+    else {
+      missing.push(name);
+      preview1[name] = () => WASI_ENOSYS;
+    }
+  }
+  const instance = new WebAssembly.Instance(coreWasiModule(), { wasi_snapshot_preview1: preview1 as WebAssembly.ModuleImports });
+  const exports = instance.exports as unknown as CoreExports;
+  if (typeof host.initialize === 'function') host.initialize(instance);
+  else if (typeof host.setMemory === 'function') host.setMemory(exports.memory);
+  return { exports, instance, missing };
 }
 
 /**
