@@ -99,7 +99,7 @@ describe('errno numbers', () => {
 
   test.each(PREVIEW1.map((name, value) => [name, value] as const))('preview1 %s (%i) is the OS errno of the same name', (name, value) => {
     // Node's table lacks these two; Linux's <errno.h> numbers them so.
-    const errno = { EOWNERDEAD: 130, ENOTRECOVERABLE: 131, ...(os.constants.errno as Record<string, number>) };
+    const errno: Record<string, number> = { EOWNERDEAD: 130, ENOTRECOVERABLE: 131, ...os.constants.errno };
     const expected = name === 'SUCCESS' ? 0 : name === 'NOTCAPABLE' ? errno.EPERM : errno[`E${name}`];
     expect(expected).toEqual(expect.any(Number));
     expect(core.errno_from_wasi(value)).toBe(expected);
