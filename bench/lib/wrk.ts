@@ -6,9 +6,11 @@
  *   1. the pre-flight, lib/w7-check.lua: three pipelined requests at a time on
  *      up to 4 connections for CHECK_MS; every response must be right and wrk
  *      must count no socket or status error;
- *   2. the measured run, lib/w7-load.lua: `connections` keep-alive connections
- *      for n ms (wrk's -d counts whole seconds, so the run is ended with SIGINT,
- *      after which wrk reports as at the end of -d); again no error allowed.
+ *   2. the warm-up: the measured run's load for warmUpMs(n) (a third of n, at
+ *      most 1 s), so that the figures are of code the JIT has compiled;
+ *   3. the measured run, lib/w7-load.lua: `connections` keep-alive connections
+ *      for n ms (wrk's -d counts whole seconds, so each run is ended with SIGINT,
+ *      after which wrk reports as at the end of -d). No run may count an error.
  *
  * wrk has one thread (-t1) and shares the machine's cores with the server: its
  * CPU is not in the row (a child's), but it competes for the same two cores.
@@ -20,6 +22,9 @@ import * as path from 'node:path';
 import { fail, Span, type Row } from './measure';
 
 export const CHECK_MS = 200;
+
+/** The warm-up before a measured run of n ms. */
+export const warmUpMs = (n: number): number => Math.min(1000, Math.round(n / 3));
 const CHECK_SCRIPT = path.join(__dirname, 'w7-check.lua');
 const LOAD_SCRIPT = path.join(__dirname, 'w7-load.lua');
 
@@ -91,8 +96,11 @@ export async function preflight(what: string, port: number, connections: number)
   return r;
 }
 
-/** The measured run, with the process's CPU over it. */
-export async function load(what: string, port: number, connections: number, ms: number): Promise<{ r: LoadResult; span: Span }> {
+/** The measured run, with the process's CPU over it; a warm-up run first. */
+export async function load(what: string, port: number, connections: number, ms: number): Promise<{ r: LoadResult; span: Span; warmUp: number }> {
+  const warm = await runWrk<LoadResult>(`${what} (warm-up)`, LOAD_SCRIPT, connections, port, warmUpMs(ms));
+  const warmErrors = errorsOf(warm);
+  if (warmErrors !== null) fail(what, `warm-up: ${warmErrors}`);
   const span = new Span();
   span.start();
   const r = await runWrk<LoadResult>(what, LOAD_SCRIPT, connections, port, ms);
@@ -100,7 +108,7 @@ export async function load(what: string, port: number, connections: number, ms: 
   if (!(r.requests > 0)) fail(what, 'wrk completed no request');
   const errors = errorsOf(r);
   if (errors !== null) fail(what, errors);
-  return { r, span };
+  return { r, span, warmUp: warm.requests };
 }
 
 /** Pre-flight and measured run; `served()` (after both) must count at least the responses wrk got. */
@@ -114,9 +122,10 @@ export async function w7(
   const what = `W7 ${config} ${peer}`;
   const connections = connectionsOf(config);
   const check = await preflight(what, port, connections);
-  const { r, span } = await load(what, port, connections, n);
+  const { r, span, warmUp } = await load(what, port, connections, n);
   const count = await served();
-  if (count < check.good + r.requests) fail(what, `the server answered ${count} requests, wrk got ${check.good + r.requests} responses`);
+  const got = check.good + warmUp + r.requests;
+  if (count < got) fail(what, `the server answered ${count} requests, wrk got ${got} responses`);
   const wallMs = r.durationUs / 1000;
   return {
     scenario: 'W7', peer, config, n, connections,

@@ -5,9 +5,10 @@
  * requests, keep-alive and Connection: close, "hello world" with Content-Length
  * and a Date made once a second), and wrk as a child process whose stdout is a
  * handler on the same loop. As bench/lib/wrk.ts: the pre-flight with
- * lib/w7-check.lua for W7_CHECK_MS on up to 4 connections, then the measured run
- * with lib/w7-load.lua for n ms, each ended by SIGINT; no response may be wrong
- * and wrk may count no error. The row's CPU is this process's (wrk is a child).
+ * lib/w7-check.lua for W7_CHECK_MS on up to 4 connections, a warm-up of the
+ * measured load for a third of n ms (at most 1 s), then the measured run with
+ * lib/w7-load.lua for n ms, each ended by SIGINT; no response may be wrong and
+ * wrk may count no error. The row's CPU is this process's (wrk is a child).
  *
  *   cloop w7 1conn|64conns [ms]
  */
@@ -52,9 +53,9 @@ static struct {
   char report[8192];
   size_t report_len;
   ctimer_t sigint;
-  int phase; /* 0: pre-flight, 1: measured run */
+  int phase; /* 0: pre-flight, 1: warm-up, 2: measured run */
   size_t connections_arg, ms;
-  char check_line[8192], load_line[8192];
+  char check_line[8192], warm_line[8192], load_line[8192];
   span_t span;
   char lib[4096];
 } w7;
@@ -320,6 +321,7 @@ static void w7_sigint(loop_t *loop, void *arg) {
 }
 
 static void w7_check(const char *line);
+static void w7_no_errors(const char *label, const char *line);
 
 static void w7_wrk_output(loop_t *loop, io_t *io, uint32_t events) {
   (void)events;
@@ -347,6 +349,11 @@ static void w7_wrk_output(loop_t *loop, io_t *io, uint32_t events) {
     snprintf(w7.check_line, sizeof w7.check_line, "%s", line);
     w7_check(line);
     w7.phase = 1;
+    w7_start_wrk(loop);
+  } else if (w7.phase == 1) {
+    snprintf(w7.warm_line, sizeof w7.warm_line, "%s", line);
+    w7_no_errors("warm-up: ", line);
+    w7.phase = 2;
     span_start(&w7.span);
     w7_start_wrk(loop);
   } else {
@@ -360,7 +367,7 @@ static void w7_start_wrk(loop_t *loop) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) perror("pipe2"), exit(1);
   size_t conns = w7.phase == 0 ? (w7.connections_arg < 4 ? w7.connections_arg : 4) : w7.connections_arg;
-  size_t ms = w7.phase == 0 ? W7_CHECK_MS : w7.ms;
+  size_t ms = w7.phase == 0 ? W7_CHECK_MS : w7.phase == 1 ? (w7.ms / 3 < 1000 ? (w7.ms + 1) / 3 : 1000) : w7.ms;
   char c_arg[32], d_arg[32], script[4200], url[64];
   snprintf(c_arg, sizeof c_arg, "-c%zu", conns);
   snprintf(d_arg, sizeof d_arg, "-d%zus", (ms + 999) / 1000 + 5);
@@ -443,9 +450,9 @@ static void run_w7(const char *config, size_t ms) {
   const char *line = w7.load_line;
   w7_no_errors("", line);
   double requests = w7_field(line, "requests"), duration_us = w7_field(line, "durationUs");
-  double checked = w7_field(w7.check_line, "good");
+  double checked = w7_field(w7.check_line, "good"), got = checked + w7_field(w7.warm_line, "requests") + requests;
   if (requests <= 0) fail(what, "wrk completed no request");
-  if ((double)w7.requests < checked + requests) fail(what, "the server answered %zu requests, wrk got %.0f responses", w7.requests, checked + requests);
+  if ((double)w7.requests < got) fail(what, "the server answered %zu requests, wrk got %.0f responses", w7.requests, got);
   w7.span.wall_ms = duration_us / 1000;
   char extra[512];
   snprintf(extra, sizeof extra, ",\"connections\":%zu,\"requestsPerSec\":%.6g,\"requests\":%.0f,\"p50Us\":%.0f,\"p99Us\":%.0f,\"checked\":%.0f",
