@@ -5,8 +5,8 @@
  *   npm run bench                      full size, 3 repetitions
  *   npm run bench -- --quick           a tenth of the size (under 2 minutes)
  *   npm run bench -- --check           quick, plus the cross-language PRNG check, the
- *                                      Bun and Deno peers once each; exits non-zero
- *                                      only if a self-check fails
+ *                                      Bun and Deno peers and W7 once each; exits
+ *                                      non-zero only if a self-check fails
  *   npm run bench -- --only W1,W4      only these scenario ids
  *   npm run bench -- --peers node,cloop  only these peers (names as in lib/plan.ts)
  *   npm run bench -- --reps 5          repetitions per peer (at least 3)
@@ -18,7 +18,8 @@
  * program checks its own result and exits with status 2 when it is wrong; any
  * failed run fails its cell and makes the harness exit 1. Missed targets are
  * reported, never an error. W5 runs under `strace` (when present) to count the
- * poll calls made inside its measured window.
+ * poll calls made inside its measured window. W7 loads HTTP servers with wrk
+ * (`apt-get install wrk`); without it W7's rows read "not installed".
  *
  * The TypeScript programs run under Node (tsx) and, for W1-W4, under Bun and
  * Deno too (BENCH_BUN / BENCH_DENO, else the devDependencies, else PATH), each
@@ -386,7 +387,7 @@ function medians(rows: Array<Record<string, unknown>>): Figures {
   };
   return {
     wallMs: pick('wallMs')!, cpuMs: pick('cpuMs')!, nsPerOp: pick('nsPerOp')!, rssPeakMb: pick('rssPeakMb')!,
-    roundTripsPerSec: pick('roundTripsPerSec'), pollSyscalls: pick('pollSyscalls'), shimEpollWaits: pick('shimEpollWaits'),
+    roundTripsPerSec: pick('roundTripsPerSec'), requestsPerSec: pick('requestsPerSec'), pollSyscalls: pick('pollSyscalls'), shimEpollWaits: pick('shimEpollWaits'),
   };
 }
 
@@ -428,7 +429,7 @@ function subtitle(r: Saved): string {
   const m = r.machine;
   const others = [m.bun ? `Bun ${m.bun}` : '', m.deno ? `Deno ${m.deno}` : ''].filter(Boolean).join(', ');
   const reps = r.otherRuntimeReps !== undefined && r.otherRuntimeReps !== r.reps
-    ? `medians of ${r.reps} (Bun and Deno peers: ${r.otherRuntimeReps} run${r.otherRuntimeReps === 1 ? '' : 's'})` : `medians of ${r.reps}`;
+    ? `medians of ${r.reps} (Bun and Deno peers, W7: ${r.otherRuntimeReps} run${r.otherRuntimeReps === 1 ? '' : 's'})` : `medians of ${r.reps}`;
   return `${r.mode === 'quick' ? 'quick (1/10 size)' : 'full'} run, ${reps}; ${m.cpu}, ${m.cores} cores, ` +
     `${m.os}, Node ${m.node}${others ? `, ${others}` : ''}; ${r.command}; ${r.date.slice(0, 10)}`;
 }
@@ -458,7 +459,7 @@ function redraw(name: string): void {
   log(`redrew bench/results/${name}.svg from ${name}.json`);
 }
 
-/** Under --check the Bun and Deno peers run once: CI asks them for their self-checks, not their speed. */
+/** Under --check the Bun and Deno peers, and W7 (wrk runs for a fixed time), run once: CI asks them for their self-checks, not their speed. */
 const CHECK_REPS_OTHER_RUNTIMES = 1;
 
 async function main(): Promise<void> {
@@ -473,7 +474,10 @@ async function main(): Promise<void> {
   const { peers: avail, hosts, strace, python, cloop } = detect(selected);
   const failures: string[] = opts.check ? prngCheck(python, cloop) : [];
   if (!strace) log('strace: not available; W5 poll counts read n/a');
-  const repsOf = (peer: Peer): number => (opts.check && (peer.runtime ?? 'node') !== 'node' ? CHECK_REPS_OTHER_RUNTIMES : opts.reps);
+  const repsOf = (peer: Peer, s: Scenario): number =>
+    (opts.check && ((peer.runtime ?? 'node') !== 'node' || s.tool !== undefined) ? CHECK_REPS_OTHER_RUNTIMES : opts.reps);
+  const onPath = (tool: string): boolean =>
+    (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir !== '' && fs.existsSync(path.join(dir, tool)));
 
   const cells: Cell[] = [];
   const plan: Array<{ s: Scenario; peer: Peer; cell: Cell; argv: string[]; reps: number }> = [];
@@ -491,10 +495,11 @@ async function main(): Promise<void> {
       const a = avail.get(peer.name)!;
       if (s.notYet) Object.assign(cell, { status: 'not yet', note: s.notYet });
       else if (peer.skips?.[s.id]) Object.assign(cell, { status: 'n/a', note: peer.skips[s.id].replace(/^n\/a: /, '') });
+      else if (s.tool !== undefined && !onPath(s.tool)) Object.assign(cell, { status: 'not installed', note: `no ${s.tool} on PATH` });
       else if (a.command === undefined) {
         Object.assign(cell, { status: a.status, note: a.note });
         if (a.status === 'failed') failures.push(`${s.id} ${s.config} ${peer.name}: ${a.note}`);
-      } else plan.push({ s, peer, cell, argv: a.command(s, Math.max(1, Math.round(s.fullN * scale))), reps: repsOf(peer) });
+      } else plan.push({ s, peer, cell, argv: a.command(s, Math.max(1, Math.round(s.fullN * scale))), reps: repsOf(peer, s) });
     }
   }
 
@@ -503,7 +508,7 @@ async function main(): Promise<void> {
   let done = 0;
   const timeoutMs = opts.quick ? 120_000 : 600_000;
   log(`${opts.quick ? 'quick' : 'full'} run: ${plan.length} scenario × peer cells, ${opts.reps} repetitions` +
-    `${plan.some((j) => j.reps !== opts.reps) ? ` (Bun and Deno peers: ${CHECK_REPS_OTHER_RUNTIMES})` : ''}, ${total} runs`);
+    `${plan.some((j) => j.reps !== opts.reps) ? ` (Bun and Deno peers, W7: ${CHECK_REPS_OTHER_RUNTIMES})` : ''}, ${total} runs`);
   for (const s of scenarios) {
     const jobs = plan.filter((j) => j.s === s);
     for (let rep = 0; rep < opts.reps; rep++) {

@@ -19,6 +19,8 @@ export interface Scenario {
   unit: string;
   /** Set when no peer can run it yet. */
   notYet?: string;
+  /** A program its programs run, which must be on PATH (else its rows read "not installed"): W7's wrk. */
+  tool?: string;
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -34,6 +36,9 @@ export const SCENARIOS: Scenario[] = [
     id: 'W6', config: 'wake', title: 'wake latency', ts: '', py: '', c: '', fullN: 10_000, unit: 'µs',
     notYet: 'needs createChannel/openChannel, which come with a later issue',
   },
+  // W7's size is wrk's measured run in ms; before it come a 200 ms pre-flight and a warm-up of a third of it (at most 1 s).
+  { id: 'W7', config: '1conn', title: 'HTTP keep-alive, 1 connection', ts: 'w7-http', py: 'w7_http', c: 'w7', fullN: 3000, unit: 'req/s', tool: 'wrk' },
+  { id: 'W7', config: '64conns', title: 'HTTP keep-alive, 64 connections', ts: 'w7-http', py: 'w7_http', c: 'w7', fullN: 3000, unit: 'req/s', tool: 'wrk' },
 ];
 
 export const scenarioKey = (s: { id: string; config: string }): string => `${s.id} ${s.config}`;
@@ -77,11 +82,12 @@ const OTHER_RUNTIMES_RUN = ['W1', 'W1e', 'W2', 'W3', 'W4'];
 
 export const PEERS: Peer[] = [
   { name: 'wasm-ioloop', label: 'wasm-ioloop (guest)', kind: 'ts' },
-  { name: 'wasm-ioloop-blocking', label: 'wasm-ioloop (blocking, worker)', kind: 'ts', only: ['W4'] },
+  { name: 'wasm-ioloop-blocking', label: 'wasm-ioloop (blocking, worker)', kind: 'ts', only: ['W4', 'W7'] },
+  { name: 'wasm-ioloop-reuseport', label: 'wasm-ioloop (2 worker loops, SO_REUSEPORT)', kind: 'ts', only: ['W7'] },
   { name: 'node', label: 'Node built-ins', kind: 'ts' },
   {
     name: 'plain-loop', label: 'plain TS loop', kind: 'ts',
-    skips: { W4: 'n/a: no poller without native code' },
+    skips: { W4: 'n/a: no poller without native code', W7: 'n/a: no poller without native code' },
   },
   { name: 'tornado', label: 'Tornado (Python)', kind: 'py' },
   { name: 'cloop', label: 'C loop (epoll)', kind: 'c' },
@@ -113,6 +119,8 @@ export interface Figures {
   nsPerOp: number;
   rssPeakMb: number;
   roundTripsPerSec?: number;
+  /** W7: responses per second of wrk's run. */
+  requestsPerSec?: number;
   pollSyscalls?: number;
   /** wasm-ioloop only: epoll_wait calls its native shim counted (libuv's not included). */
   shimEpollWaits?: number;
@@ -139,10 +147,11 @@ export interface Cell {
 /**
  * The figure each scenario compares, as a cost (lower is better), so that one
  * ratio to the baseline reads the same way everywhere: CPU time for timers,
- * callbacks and idling, wall time per round trip for ping-pong.
+ * callbacks and idling, wall time per round trip for ping-pong, per request for HTTP.
  */
 export function cost(scenario: string, f: Figures): number {
   if (scenario === 'W4') return f.roundTripsPerSec ? 1 / f.roundTripsPerSec : NaN;
+  if (scenario === 'W7') return f.requestsPerSec ? 1 / f.requestsPerSec : NaN;
   return f.cpuMs;
 }
 
@@ -226,4 +235,14 @@ export const TARGETS: Target[] = [
     met: (v) => v <= 20,
   },
   { text: 'W6, wake latency p50 ≤ 20 µs', measure: () => 'not yet (channel API)', met: () => false },
+  {
+    text: 'W7 1 connection, 1 loop (guest) ≥ 1.5× Node http requests/s',
+    measure: ratio('W7', '1conn', 'wasm-ioloop', 'node', (f) => f.requestsPerSec), met: (v) => v >= 1.5,
+    mark: { group: 'W7 1conn', ratio: 1 / 1.5 },
+  },
+  {
+    text: 'W7 64 connections, 1 loop (guest) ≥ 1.5× Node http requests/s',
+    measure: ratio('W7', '64conns', 'wasm-ioloop', 'node', (f) => f.requestsPerSec), met: (v) => v >= 1.5,
+    mark: { group: 'W7 64conns', ratio: 1 / 1.5 },
+  },
 ];

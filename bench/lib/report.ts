@@ -18,6 +18,7 @@ const peerLabel = (name: string): string => PEERS.find((p) => p.name === name)?.
 /** The per-operation figure of a cell, with its unit. */
 function perOp(scenario: string, unit: string, f: Figures): string {
   if (scenario === 'W4') return `${fmt(f.roundTripsPerSec)} rt/s`;
+  if (scenario === 'W7') return `${fmt(f.requestsPerSec)} req/s`;
   if (scenario === 'W5') return f.pollSyscalls === undefined ? 'polls n/a' : `${f.pollSyscalls} polls`;
   return `${fmt(f.nsPerOp)} ${unit}`;
 }
@@ -149,6 +150,7 @@ export function targetsTable(results: TargetResult[]): string {
 const COLORS: Record<string, string> = {
   'wasm-ioloop': '#6d28d9',
   'wasm-ioloop-blocking': '#a78bfa',
+  'wasm-ioloop-reuseport': '#c4b5fd',
   node: '#15803d',
   'plain-loop': '#d97706',
   tornado: '#2563eb',
@@ -190,7 +192,7 @@ function chartGroups(cells: Cell[]): Group[] {
       const vs = rt === 'node' ? '' : ` ${RUNTIME_LABELS[rt]}`;
       return { peer: c.peer, ratio: r, label: `${r === undefined ? '' : `${fmt(r)}×${vs} · `}${label(c.median)}` };
     };
-    const what = s.id === 'W4' ? 'wall time per round trip' : 'CPU time';
+    const what = s.id === 'W4' ? 'wall time per round trip' : s.id === 'W7' ? 'wall time per request' : 'CPU time';
     groups.push({
       key: scenarioKey(s),
       title: `${s.id} ${s.title} (${what})`,
