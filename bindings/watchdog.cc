@@ -29,9 +29,12 @@
 //   - If the interrupt has not run one more threshold later, the JavaScript
 //     thread is inside native code (a synchronous system call, a native
 //     addon, spawnSync...), where V8 cannot interrupt it: the thread writes an
-//     "in native code" line to stderr itself. The interrupt stays requested; if
-//     it runs before the span ends, it writes the stack from where the code
-//     came back to JavaScript.
+//     "in native code" line to stderr itself. Unless the JavaScript thread is
+//     runnable and got less than half of that time on a CPU: then it is
+//     starved (a loaded machine), not in native code, and the thread looks
+//     again one threshold later. The interrupt stays requested; if it runs
+//     before the span ends, it writes the stack from where the code came back
+//     to JavaScript.
 //
 // Thread-safety: the exports run on the JavaScript thread of the environment
 // that loaded the addon, and touch only that environment's state. The watchdog
@@ -44,12 +47,14 @@
 #include <v8.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -151,6 +156,7 @@ struct Slot {
   double offset_ms = 0;     // monotonic ms = JavaScript ms + offset_ms
   double fired = 0;         // span the interrupt was requested for
   double requested_at = 0;  // monotonic ms of that request
+  double requested_cpu = 0; // CPU ms of the JavaScript thread then
   double served = 0;        // span whose interrupt ran
   double native = 0;        // span reported as in native code
 
@@ -163,6 +169,9 @@ struct Slot {
 
 struct State {
   explicit State(v8::Isolate* iso) : isolate(iso) {
+    // Made on the JavaScript thread (the module's init).
+    js_tid = static_cast<pid_t>(syscall(SYS_gettid));
+    if (pthread_getcpuclockid(pthread_self(), &js_cpu_clock) != 0) has_cpu_clock = false;
     pthread_mutex_init(&mu, nullptr);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -178,6 +187,10 @@ struct State {
   State& operator=(const State&) = delete;
 
   v8::Isolate* const isolate;
+  // The JavaScript thread, as the watchdog thread looks at it.
+  pid_t js_tid = 0;
+  clockid_t js_cpu_clock{};
+  bool has_cpu_clock = true;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   // Under mu.
@@ -292,6 +305,30 @@ void OnInterrupt(v8::Isolate* isolate, void* data) {
   WriteAll(2, header + stack);
 }
 
+// CPU time the JavaScript thread has used, in ms (0 if it cannot be read).
+double JsCpuMs(const State* st) {
+  timespec ts;
+  if (!st->has_cpu_clock || clock_gettime(st->js_cpu_clock, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// The JavaScript thread's scheduling state from /proc ('R' runnable, 'S'
+// sleeping, 'D' in uninterruptible I/O...), or 0 if it cannot be read.
+char JsState(const State* st) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(st->js_tid));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // "tid (comm) S ...": comm may hold spaces and parentheses, so after the last ')'.
+  const char* paren = strrchr(buf, ')');
+  return paren != nullptr && paren[1] == ' ' ? paren[2] : 0;
+}
+
 // Looks at one slot; returns the moment (monotonic ms) it needs looking at
 // again, and appends to `out` what the thread itself must write.
 double CheckSlot(const std::shared_ptr<State>& st, Slot* s, double now, std::string* out) {
@@ -304,6 +341,7 @@ double CheckSlot(const std::shared_ptr<State>& st, Slot* s, double now, std::str
     if (now < deadline) return deadline;
     s->fired = start;
     s->requested_at = now;
+    s->requested_cpu = JsCpuMs(st.get());
     StoreCell(&s->cells[kFired], start);
     st->isolate->RequestInterrupt(OnInterrupt, new Ticket{st, s->id, start});
     return now + threshold;
@@ -311,6 +349,13 @@ double CheckSlot(const std::shared_ptr<State>& st, Slot* s, double now, std::str
   if (s->served == start || s->native == start) return now + threshold;
   double second = s->requested_at + threshold;
   if (now < second) return second;
+  double cpu = JsCpuMs(st.get());
+  if (JsState(st.get()) == 'R' && st->has_cpu_clock && cpu - s->requested_cpu < (now - s->requested_at) / 2) {
+    // Runnable but mostly off the CPU: starved, not in native code. Look again.
+    s->requested_at = now;
+    s->requested_cpu = cpu;
+    return now + threshold;
+  }
   s->native = start;
   *out += Printf("[wasm-ioloop] blocking: a %s has blocked the loop for %.3f s (threshold %g s), in native code: "
                  "its JavaScript stack cannot be taken until it is back in JavaScript\n",

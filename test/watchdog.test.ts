@@ -182,9 +182,8 @@ describe('setBlockingLogThreshold in Node with the watchdog', () => {
     expect(secondsIn(message, /for (\S+) s/)).toBeGreaterThanOrEqual(0.3);
     const takenAt = secondsIn(message, /stack (\S+) s in/);
     expect(takenAt).toBeGreaterThanOrEqual(0.1);
-    expect(takenAt).toBeLessThan(0.3);
+    expect(takenAt).toBeLessThanOrEqual(secondsIn(message, /for (\S+) s/));
     expect(message).toMatch(/\n {4}at spinningCallback \(/);
-    expect(message.split('\n')[1]).toMatch(/^ {4}at (spinFor|spinningCallback|now) /);
 
     // The same on stderr, written while the callback was still spinning.
     expect(run.stderrBlocks).toHaveLength(1);
@@ -234,8 +233,9 @@ describe('setBlockingLogThreshold in Node with the watchdog', () => {
     expect(names).toEqual(['timer slowTimer', 'handler onReadable', 'timer slowTimer', 'handler onReadable']);
     for (const [m] of run.warnings) {
       expect(m).toMatch(/; its JavaScript stack \d\.\d{3} s in:\n {4}at /);
+      // Taken past the threshold, while the function still ran.
       expect(secondsIn(m!, /stack (\S+) s in/)).toBeGreaterThanOrEqual(0.05);
-      expect(secondsIn(m!, /stack (\S+) s in/)).toBeLessThan(0.12);
+      expect(secondsIn(m!, /stack (\S+) s in/)).toBeLessThanOrEqual(secondsIn(m!, /for (\S+) s/));
     }
     expect(run.stderrBlocks.map((b) => /^\S+ blocking: (\w+ \w+) /.exec(b)?.[1])).toEqual(names);
   });
