@@ -18,6 +18,11 @@
 //   native      the native shim behind it, or null; the waker and the guest and
 //               watcher drivers need it.
 //   sys         the descriptor calls that go with its fds (`loop.sys`).
+//   instantiate makes the core it answers (instantiateBackend): the epoll build
+//               over `imports` where absent, the WASI build over its preview1 host.
+//   onReady     how a host that does not block tells the portable driver that an
+//               fd may have become ready (the package's WASI provider); absent or
+//               null otherwise.
 //
 // The backends:
 //   epoll  the native shim's epoll (Linux).
@@ -25,12 +30,20 @@
 //   fake   a virtual clock that moves only when the loop is idle (engine.ts); its
 //          fds, where the shim is present, are watched by a real epoll.
 //   none   no fds, the real clock: what a host without the shim gets by default.
+//   wasi   the WASI build of the core (wasm/core-wasi.wasm) over a WASI preview1
+//          host: `options.wasi` (node:wasi's WASI, or any preview1 object), else
+//          the package's own provider. Its fds are the host's; poll_oneoff watches
+//          them; `sys` makes the host's calls (wasiSys below). No native code, no
+//          waker, nothing a guest driver could watch: the driver is portable (a
+//          host that tells when something is ready) or blocking (a host whose
+//          poll_oneoff blocks, as node:wasi's does).
 
-import { virtualClock, type Clock } from './clock';
-import type { CoreImports } from './core';
-import { Errno } from './errors';
+import { realClock, virtualClock, type Clock } from './clock';
+import { instantiateCore, instantiateWasiCore, type CoreExports, type CoreImports, type WasiHost } from './core';
+import { Errno, SysError } from './errors';
 import type { NativeShim, WatcherKind } from './native';
 import { sys, type Sys } from './sys';
+import { checkInteger, describe } from './validate';
 
 /** The backends a user can ask for. */
 export type BackendName = 'epoll' | 'poll' | 'wasi' | 'fake';
@@ -51,14 +64,24 @@ export interface Backend {
   readonly clock: Clock | null;
   readonly native: NativeShim | null;
   readonly sys: Sys;
+  /** Absent: the epoll build over `imports` (instantiateCore). */
+  readonly instantiate?: () => CoreExports;
+  /** Absent: null. */
+  readonly onReady?: ((cb: () => void) => void) | null;
+}
+
+/** Makes the core a backend answers. */
+export function instantiateBackend(backend: Backend): CoreExports {
+  return backend.instantiate ? backend.instantiate() : instantiateCore(backend.imports);
 }
 
 /**
  * Makes a backend. `memory` returns the core's memory; it is read on every wait,
  * because `memory.grow` detaches the previous buffer. `native` is the shim, or
- * null; selection.ts has already checked that the backend can be had.
+ * null; `wasi` the preview1 host of backend 'wasi' (selection.ts's wasiHostFor).
+ * selection.ts has already checked that the backend can be had.
  */
-export function makeBackend(name: AnyBackendName, native: NativeShim | null, memory: () => WebAssembly.Memory): Backend {
+export function makeBackend(name: AnyBackendName, native: NativeShim | null, memory: () => WebAssembly.Memory, wasi: WasiHost | null = null): Backend {
   switch (name) {
     case 'epoll':
       return { name, native, clock: null, sys, watchesFds: true, watch: 'epoll', calls: EPOLL_CALLS, imports: epollImports(native!, memory) };
@@ -71,9 +94,11 @@ export function makeBackend(name: AnyBackendName, native: NativeShim | null, mem
     case 'none':
       return { name, native: null, clock: null, sys, watchesFds: false, watch: null, calls: NO_CALLS, imports: noFdImports() };
     case 'wasi':
-      throw new Error("backend 'wasi' is not built in this version");
+      if (wasi === null) throw new Error("backend 'wasi' needs a WASI preview1 host (options.wasi)");
+      return wasiBackend(wasi);
   }
 }
+
 
 const EPOLL_CALLS = { ctl: 'epoll_ctl', wait: 'epoll_wait' } as const;
 const POLL_CALLS = { ctl: 'poll', wait: 'poll' } as const;
@@ -108,5 +133,193 @@ function noFdImports(): CoreImports {
     epoll_ctl: () => -Errno.ENOSYS,
     epoll_wait: () => 0,
     fd_close: () => 0,
+  };
+}
+
+// ---------------------------------------------------------------- wasi
+
+/** The readiness callback of a host whose poll_oneoff does not block (the package's provider). */
+type ReadyHost = WasiHost & { onReady?: (cb: () => void) => unknown };
+
+/**
+ * The socket calls a WASI host may offer beside preview1, with Linux's -errno (or
+ * libuv's for a failed name lookup) like the native shim; null where it has none.
+ */
+export interface WasiSockets {
+  listenTcp(host: string, port: number, backlog: number, reusePort: boolean): number;
+  connectTcp(host: string, port: number): number;
+  localPort(fd: number): number;
+  pipe: (() => [number, number] | number) | null;
+  socketpair: (() => [number, number] | number) | null;
+}
+
+/** Where {@link wasiSocketsOf} finds a host's socket calls; set by the package's provider glue. */
+let socketsOf: (host: WasiHost, core: () => CoreExports) => WasiSockets | null = () => null;
+
+/** Sets how the socket calls of a WASI host are found (the package's provider offers them). Internal. */
+export function setWasiSockets(find: (host: WasiHost, core: () => CoreExports) => WasiSockets | null): void {
+  socketsOf = find;
+}
+
+/** True for node:wasi's WASI (Node's, and the node:wasi of Bun and Deno), without loading node:wasi for anything else. */
+export function isNodeWasi(host: unknown): boolean {
+  if (typeof host !== 'object' || host === null || (host as object).constructor?.name !== 'WASI') return false;
+  try {
+    // Loaded already: the host was made from it.
+    const { WASI } = require('node:wasi') as { WASI: new (...a: never[]) => object };
+    return host instanceof WASI;
+  } catch {
+    return false;
+  }
+}
+
+const WASI_CALLS = { ctl: 'poll_oneoff', wait: 'poll_oneoff' } as const;
+
+function wasiBackend(host: WasiHost): Backend {
+  let core: CoreExports | null = null;
+  const exports = (): CoreExports => {
+    if (core === null) throw new Error("backend 'wasi': the core is not instantiated yet");
+    return core;
+  };
+  const onReady = typeof (host as ReadyHost).onReady === 'function' ? (cb: () => void) => void (host as ReadyHost).onReady!(cb) : null;
+  let sockets: WasiSockets | null | undefined;
+  const nodeWasi = isNodeWasi(host);
+  const backend: Backend = {
+    name: 'wasi',
+    native: null,
+    // The host's monotonic clock, the one its poll_oneoff waits on; performance.now()
+    // where the host cannot read it.
+    clock: realClock(() => {
+      const t = exports().clock_now();
+      return t >= 0 ? t : performance.now() / 1000;
+    }),
+    watchesFds: true,
+    watch: null,
+    calls: WASI_CALLS,
+    imports: noFdImports(),
+    onReady,
+    instantiate: () => {
+      core = instantiateWasiCore(host).exports;
+      return core;
+    },
+    sys: wasiSys(exports, () => (sockets === undefined ? (sockets = socketsOf(host, exports)) : sockets), nodeWasi),
+  };
+  return backend;
+}
+
+/** Bytes one read or write moves at most: one host call, as a partial read or write. */
+const WASI_CHUNK = 64 * 1024;
+
+function checkWasiFd(fd: unknown): asserts fd is number {
+  checkInteger(fd, 'fd', 0);
+}
+
+function checkWasiBuffer(buf: unknown): asserts buf is Uint8Array {
+  if (!ArrayBuffer.isView(buf)) throw new TypeError(`buf must be a Uint8Array (or another ArrayBufferView), got ${describe(buf)}`);
+}
+
+function checkHostPort(host: unknown, port: unknown, min: number): asserts port is number {
+  if (typeof host !== 'string' || host === '') throw new TypeError(`host must be a non-empty string, got ${describe(host)}`);
+  checkInteger(port, 'port', min);
+  if (port > 65535) throw new RangeError(`port must be <= 65535, got ${port}`);
+}
+
+/** `r` when it is not a negative errno; a SysError for it otherwise. */
+function okWasi(r: number, syscall: string, detail?: string): number {
+  if (r < 0) throw new SysError(-r, syscall, detail);
+  return r;
+}
+
+/**
+ * The Sys of backend 'wasi': the WASI host's calls on its fds, through the core's
+ * pass-through exports, so every call goes to the host the poller watches.
+ * read/write: fd_read/fd_write (at most WASI_CHUNK bytes per call); close:
+ * fd_close; accept: sock_accept. listenTcp, connectTcp, localPort, pipe and
+ * socketpair: the host's socket calls where it offers them (the package's
+ * provider), else SysError ENOSYS. Under node:wasi, accept throws ENOSYS without
+ * calling sock_accept: node:wasi's sock_* calls dereference a null socket on the
+ * only fds it has (its stdio) and kill the process. Errors are SysErrors with the
+ * native sys's codes (preview1's errno numbers are mapped to Linux's in the core).
+ */
+function wasiSys(core: () => CoreExports, sockets: () => WasiSockets | null, nodeWasi: boolean): Sys {
+  const why = nodeWasi ? "node:wasi opens no sockets; only the fds handed to it exist" : 'this WASI host offers no socket calls';
+  const nosys = (syscall: string, detail = why): never => {
+    throw new SysError(Errno.ENOSYS, syscall, detail);
+  };
+  const bytesOf = (buf: ArrayBufferView): Uint8Array => new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  const scratch = (c: CoreExports, len: number): number => {
+    const ptr = c.sys_buffer(len);
+    if (ptr === 0) throw new SysError(Errno.ENOMEM, 'sys_buffer', `no room for ${len} bytes in the core's memory`);
+    return ptr;
+  };
+  return {
+    pipe(): [number, number] {
+      const make = sockets()?.pipe;
+      if (!make) return nosys('pipe');
+      const r = make();
+      if (typeof r === 'number') throw new SysError(-r, 'pipe');
+      return r;
+    },
+    socketpair(): [number, number] {
+      const make = sockets()?.socketpair;
+      if (!make) return nosys('socketpair');
+      const r = make();
+      if (typeof r === 'number') throw new SysError(-r, 'socketpair');
+      return r;
+    },
+    read(fd: number, buf: Uint8Array): number {
+      checkWasiFd(fd);
+      checkWasiBuffer(buf);
+      const c = core();
+      const len = Math.min(buf.byteLength, WASI_CHUNK);
+      const ptr = scratch(c, len);
+      const n = c.sys_read(fd, ptr, len);
+      if (n === -Errno.EAGAIN) return -1;
+      okWasi(n, 'fd_read');
+      bytesOf(buf).set(new Uint8Array(c.memory.buffer, ptr, n));
+      return n;
+    },
+    write(fd: number, buf: Uint8Array): number {
+      checkWasiFd(fd);
+      checkWasiBuffer(buf);
+      const c = core();
+      const len = Math.min(buf.byteLength, WASI_CHUNK);
+      const ptr = scratch(c, len);
+      new Uint8Array(c.memory.buffer, ptr, len).set(bytesOf(buf).subarray(0, len));
+      const n = c.sys_write(fd, ptr, len);
+      if (n === -Errno.EAGAIN) return -1;
+      return okWasi(n, 'fd_write');
+    },
+    close(fd: number): void {
+      checkWasiFd(fd);
+      okWasi(core().sys_close(fd), 'fd_close');
+    },
+    listenTcp(host: string, port: number, options: { backlog?: number; reusePort?: boolean } = {}): number {
+      checkHostPort(host, port, 0);
+      const backlog = options.backlog ?? 511;
+      checkInteger(backlog, 'options.backlog', 0);
+      const s = sockets();
+      if (s === null) return nosys('listen');
+      return okWasi(s.listenTcp(host, port, backlog, options.reusePort === true), 'listen', `${host}:${port}`);
+    },
+    localPort(fd: number): number {
+      checkWasiFd(fd);
+      const s = sockets();
+      if (s === null) return nosys('getsockname');
+      return okWasi(s.localPort(fd), 'getsockname');
+    },
+    accept(fd: number): number {
+      checkWasiFd(fd);
+      if (nodeWasi) return nosys('sock_accept', "node:wasi's sock_accept crashes on the fds it has");
+      const r = core().sys_accept(fd);
+      if (r === -Errno.EAGAIN) return -1;
+      return okWasi(r, 'sock_accept');
+    },
+    connectTcp(host: string, port: number): number {
+      checkHostPort(host, port, 1);
+      const s = sockets();
+      if (s === null) return nosys('connect');
+      return okWasi(s.connectTcp(host, port), 'connect', `${host}:${port}`);
+    },
   };
 }

@@ -10,7 +10,8 @@
 //   blocking  the loop owns its thread from the end of the current synchronous job
 //             until stop(): each iteration's one poll waits with the real timeout,
 //             and promise continuations run between iterations (BlockingDriver).
-//   portable  no native shim: the next turn is a host timer (PortableDriver).
+//   portable  no native shim: the next turn is a host timer (PortableDriver), or
+//             a WASI host's word that an fd became ready (the package's provider).
 //
 // The contract every driver keeps: `start` makes it keep the host alive (a running
 // loop does, like a listening server); `stop` and `close` make it keep nothing
@@ -125,7 +126,14 @@ export class WatcherDriver implements Driver {
   }
 }
 
-/** The portable driver: host timers only. */
+/**
+ * The portable driver: host timers, and, over a WASI host that tells when an fd may
+ * have become ready (`onReady`: the package's provider, on its sockets' events), a
+ * turn for that. The word of readiness is taken at most once per host turn: every
+ * socket event of one pass of the host's loop leads to one turn, in the host's
+ * check phase (setImmediate), apart from the timer armed for the next deadline.
+ * Nothing runs while nothing is due and nothing becomes ready.
+ */
 export class PortableDriver implements Driver {
   readonly waitsInPoll = false;
   readonly rearmAfterTurn = false;
@@ -133,8 +141,26 @@ export class PortableDriver implements Driver {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private immediate: ReturnType<typeof setImmediate> | undefined;
   private keepAlive: ReturnType<typeof setInterval> | undefined;
+  /** The turn asked for by the host's word of readiness, not yet run. */
+  private readyTurn: ReturnType<typeof setImmediate> | undefined;
 
-  constructor(private readonly turn: (reason: number) => void) {}
+  constructor(
+    private readonly turn: (reason: number) => void,
+    onReady: ((cb: () => void) => void) | null = null,
+  ) {
+    onReady?.(this.ready);
+  }
+
+  /** The host's word that an fd may be ready: one turn soon, while the loop runs. */
+  private readonly ready = (): void => {
+    if (this.keepAlive === undefined || this.readyTurn !== undefined) return;
+    this.readyTurn = setImmediate(this.fireReady);
+  };
+
+  private readonly fireReady = (): void => {
+    this.readyTurn = undefined;
+    this.turn(TURN_IO);
+  };
 
   private readonly fire = (): void => {
     this.timer = undefined;
@@ -156,6 +182,8 @@ export class PortableDriver implements Driver {
 
   stop(): void {
     this.disarm();
+    if (this.readyTurn !== undefined) clearImmediate(this.readyTurn);
+    this.readyTurn = undefined;
     if (this.keepAlive !== undefined) clearInterval(this.keepAlive);
     this.keepAlive = undefined;
   }

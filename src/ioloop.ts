@@ -3,19 +3,19 @@
 // driver that selection.ts chose, and the thread's current-loop state (current.ts).
 
 import { NO_ARG, packArgs } from './args';
-import { makeBackend, type BackendName } from './backends';
+import { instantiateBackend, makeBackend, type BackendName } from './backends';
 import { monotonic, realClock } from './clock';
-import { instantiateCore, type CoreExports } from './core';
+import type { CoreExports, WasiHost } from './core';
 import { configuredDefaults, currentLoopOf, setConfigured, setCurrentLoop } from './current';
 import { Engine, State, type Logger } from './engine';
 import { Errno, SysError, TimeoutError } from './errors';
 import { loadNative } from './native';
-import { checkBackend, chooseLoop, defaultBackend, hostInfo, openDriver, type HostInfo } from './selection';
+import { checkBackend, chooseLoop, defaultBackend, hostInfo, openDriver, wasiHostFor, type HostInfo } from './selection';
 import type { Sys } from './sys';
 import { closeWatch, setBlockingThreshold } from './watchdog';
 import { badTimer, checkEvents, checkFunction, checkNumber, checkSignal, describe, durationSeconds, filenoOf, type Duration, type FdLike } from './validate';
 
-export type { FdLike, Duration, Logger, HostInfo };
+export type { FdLike, Duration, Logger, HostInfo, WasiHost };
 
 /** Called with what was registered (the object, if one was given) and the ready events. */
 export type Handler = (fd: FdLike, events: number) => unknown;
@@ -26,6 +26,15 @@ export interface IOLoopOptions {
   backend?: 'epoll' | 'poll' | 'wasi' | 'fake';
   /** Who waits between iterations: `guest` (default where the native shim loads), `blocking` (the loop owns its thread), `portable` (host timers, no native shim). */
   driver?: 'guest' | 'blocking' | 'portable';
+  /**
+   * Backend `wasi` only (and implies it): who answers the core's WASI preview1
+   * imports. node:wasi's `WASI` (`new WASI({ version: 'preview1', ... })`), or any
+   * object with `wasiImport` or `getImportObject()` and, if it needs one,
+   * `initialize(instance)`. One host serves one loop. Default: a new instance of the
+   * package's own provider. The driver follows the host: `portable` for one that
+   * tells when an fd is ready (the provider), else `blocking` (node:wasi).
+   */
+  wasi?: WasiHost;
   /** The clock, in seconds. Default: monotonic (`performance.now()`). Not with the fake backend, which has its own. */
   time?: () => number;
   /** Default: become current if there is no current loop. `true` throws if another loop is current. */
@@ -133,15 +142,15 @@ export class IOLoop {
     if (typeof logger !== 'object' || logger === null || typeof logger.error !== 'function' || typeof logger.warn !== 'function') {
       throw new TypeError('options.logger must have error() and warn() methods');
     }
-    const choice = chooseLoop(options.backend ?? configured.backend, opts.driver);
+    const choice = chooseLoop(options.backend ?? configured.backend, opts.driver, opts.wasi);
     if (choice.backend === 'fake' && opts.time !== undefined) {
       throw new TypeError("options.time cannot be used with backend 'fake', which has its own clock");
     }
 
     let core: CoreExports | undefined;
-    const native = choice.backend === 'none' ? null : loadNative();
-    const backend = makeBackend(choice.backend, native, () => core!.memory);
-    core = instantiateCore(backend.imports);
+    const native = choice.backend === 'none' || choice.backend === 'wasi' ? null : loadNative();
+    const backend = makeBackend(choice.backend, native, () => core!.memory, wasiHostFor(choice));
+    core = instantiateBackend(backend);
     const rc = core.loop_init();
     if (rc < 0) throw new SysError(-rc, backend.name === 'poll' ? 'poll set' : 'epoll_create');
     const engine = new Engine(core, backend, backend.clock ?? realClock(opts.time ?? monotonic), logger);

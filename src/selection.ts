@@ -3,14 +3,23 @@
 // so a name is checked once and every refusal reads the same.
 //
 // What a host has:
-//   native shim loaded  backends epoll (Linux), poll, fake; drivers guest, blocking,
-//                       portable (portable only with fake or no backend named)
-//   no native shim      backend fake (and `none`, the default); driver portable
+//   native shim loaded  backends epoll (Linux), poll, wasi, fake; drivers guest,
+//                       blocking, portable (portable only with fake, wasi or no
+//                       backend named)
+//   no native shim      backends wasi, fake (and `none`); drivers blocking (with
+//                       wasi only), portable. The default is wasi over the package's
+//                       own WASI provider where it loads, else `none`.
+// Backend wasi (no native code on any host) takes its driver from its WASI host: a
+// host that tells when an fd became ready (`onReady`, the package's provider, whose
+// poll_oneoff never blocks) gets the portable driver; any other (node:wasi, whose
+// poll_oneoff blocks the thread) the blocking driver, which waits in poll_oneoff
+// with the real timeout. Neither has a poller fd, so no guest driver.
 // Which guest driver: in Node, an epoll poller nests in libuv (GuestDriver); in
 // Bun and Deno (no libuv), and for the poll backend everywhere, the shim's watcher
 // thread waits (WatcherDriver).
 
 import { BACKEND_NAMES, type AnyBackendName, type Backend, type BackendName } from './backends';
+import type { WasiHost } from './core';
 import { BlockingDriver, DRIVER_NAMES, GuestDriver, PortableDriver, WatcherDriver, type Driver, type DriverName } from './drivers';
 import type { Engine } from './engine';
 import { hostRuntime, loadNative, nativeStatus, type NativeShim } from './native';
@@ -51,21 +60,50 @@ export function hostInfo(): HostInfo {
   };
 }
 
-/** The backends that can be opened here. */
+/** The backends that can be opened here: wasi on every host, since it needs no native code. */
 export function availableBackends(): BackendName[] {
-  if (loadNative() === null) return ['fake'];
-  return process.platform === 'linux' ? ['epoll', 'poll', 'fake'] : ['poll', 'fake'];
+  if (loadNative() === null) return ['wasi', 'fake'];
+  return process.platform === 'linux' ? ['epoll', 'poll', 'wasi', 'fake'] : ['poll', 'wasi', 'fake'];
 }
 
-/** The drivers that can run here. */
+/** The drivers that can run here (without the native shim, blocking only over backend wasi). */
 export function availableDrivers(): DriverName[] {
-  return loadNative() === null ? ['portable'] : ['guest', 'blocking', 'portable'];
+  return loadNative() === null ? ['blocking', 'portable'] : ['guest', 'blocking', 'portable'];
 }
 
 /** The backend new loops get when none is configured or named. */
 export function defaultBackend(): AnyBackendName {
-  const backends = availableBackends();
-  return backends[0] === 'fake' ? 'none' : backends[0]!;
+  if (loadNative() !== null) return availableBackends()[0]!;
+  return wasiProvider() !== null ? 'wasi' : 'none';
+}
+
+/** Makes the package's own WASI provider: one per loop. */
+type ProviderFactory = () => WasiHost;
+
+let provider: ProviderFactory | null | undefined;
+
+/**
+ * The package's own WASI preview1 provider (its sockets are the host's TCP
+ * sockets, through node:net), or null where it is not part of this build. Loaded
+ * once, on first use.
+ */
+export function wasiProvider(): ProviderFactory | null {
+  if (provider === undefined) provider = loadWasiProvider();
+  return provider;
+}
+
+/** Sets (or, with undefined, forgets) the provider factory; for the package's provider glue and tests. Internal. */
+export function setWasiProvider(factory: ProviderFactory | null | undefined): void {
+  provider = factory;
+}
+
+function loadWasiProvider(): ProviderFactory | null {
+  return null;
+}
+
+/** True for a host that tells when an fd may have become ready, so the portable driver can wait for it. */
+function tellsReadiness(host: WasiHost): boolean {
+  return typeof (host as { onReady?: unknown }).onReady === 'function';
 }
 
 /** The driver new loops get when none is named. */
@@ -95,11 +133,14 @@ export function checkBackend(name: unknown, what = 'options.backend'): asserts n
 }
 
 /**
- * Resolves the backend and driver of a new loop from what was asked for.
- * @throws TypeError for unknown names; Error for what this host lacks or a pair that
- *   cannot work together, naming what the host has.
+ * Resolves the backend, driver and WASI host of a new loop from what was asked for.
+ * `wasi` (options.wasi) implies backend 'wasi' when no backend is named; without
+ * it, backend 'wasi' gets a new instance of the package's provider.
+ * @throws TypeError for unknown names, or a WASI host with another backend; Error
+ *   for what this host lacks or a combination that cannot work, naming what the
+ *   host has.
  */
-export function chooseLoop(backend: unknown, driver: unknown): { backend: AnyBackendName; driver: DriverName } {
+export function chooseLoop(backend: unknown, driver: unknown, wasi?: unknown): { backend: AnyBackendName; driver: DriverName; wasi: WasiHost | null } {
   if (driver !== undefined) {
     if (!DRIVER_NAMES.includes(driver as DriverName)) {
       throw new TypeError(`options.driver must be one of ${DRIVER_NAMES.join(', ')}; got ${describe(driver)}`);
@@ -108,15 +149,63 @@ export function chooseLoop(backend: unknown, driver: unknown): { backend: AnyBac
       throw new Error(`driver '${String(driver)}' is not available here: ${hostSummary()}`);
     }
   }
-  const d = (driver as DriverName | undefined) ?? defaultDriver();
+  if (wasi !== undefined) {
+    if (typeof wasi !== 'object' || wasi === null) {
+      throw new TypeError(`options.wasi must be a WASI preview1 host (node:wasi's WASI, or an object with wasiImport or getImportObject()), got ${describe(wasi)}`);
+    }
+    if (backend !== undefined && backend !== 'wasi') {
+      throw new TypeError(`options.wasi is for backend 'wasi' only; this loop's backend is '${String(backend)}'`);
+    }
+    backend = 'wasi';
+  }
+  const named = driver as DriverName | undefined;
   if (backend === undefined) {
-    return { backend: d === 'portable' ? 'none' : defaultBackend(), driver: d };
+    const b = named === 'portable' ? (loadNative() === null ? defaultBackend() : 'none') : defaultBackend();
+    if (b === 'wasi') return chooseWasi(named, null);
+    if (named === 'blocking' && loadNative() === null) {
+      throw new Error(`driver 'blocking' without the native shim waits only in a WASI host's poll_oneoff: name backend 'wasi' with options.wasi (node:wasi's WASI); ${hostSummary()}`);
+    }
+    return { backend: b, driver: named ?? defaultDriver(), wasi: null };
   }
   checkBackend(backend);
+  if (backend === 'wasi') return chooseWasi(named, (wasi as WasiHost | undefined) ?? null);
+  const d = named ?? defaultDriver();
   if (d === 'portable' && backend !== 'fake') {
-    throw new Error(`driver 'portable' watches no fds: it works with backend 'fake' or with none named, not '${backend}'; ${hostSummary()}`);
+    throw new Error(`driver 'portable' watches fds only through a WASI host that tells when they are ready: it works with backend 'fake', 'wasi' or none named, not '${backend}'; ${hostSummary()}`);
   }
-  return { backend, driver: d };
+  if (d === 'blocking' && loadNative() === null) {
+    throw new Error(`driver 'blocking' without the native shim works only with backend 'wasi', not '${backend}'; ${hostSummary()}`);
+  }
+  return { backend, driver: d, wasi: null };
+}
+
+/**
+ * Backend 'wasi': the driver that fits its host (options.wasi; null stands for the
+ * package's provider, which {@link wasiHostFor} makes once the loop is made).
+ */
+function chooseWasi(driver: DriverName | undefined, wasi: WasiHost | null): { backend: 'wasi'; driver: DriverName; wasi: WasiHost | null } {
+  if (wasi === null && wasiProvider() === null) {
+    throw new Error(`backend 'wasi' needs options.wasi here (node:wasi's WASI, or another preview1 host): the package's own WASI provider is not part of this build; ${hostSummary()}`);
+  }
+  // The package's provider tells when its sockets become ready.
+  const ready = wasi === null || tellsReadiness(wasi);
+  const d = driver ?? (ready ? 'portable' : 'blocking');
+  if (d === 'guest') {
+    throw new Error("driver 'guest' watches the poller's fd, and backend 'wasi' has none: use driver 'portable' with a WASI host that tells when an fd is ready (the package's provider), or 'blocking' with one whose poll_oneoff blocks (node:wasi)");
+  }
+  if (d === 'portable' && !ready) {
+    throw new Error("driver 'portable' needs a WASI host that tells when an fd is ready (onReady, as the package's provider does); this one does not (node:wasi's poll_oneoff blocks instead): use driver 'blocking'");
+  }
+  if (d === 'blocking' && ready) {
+    throw new Error("driver 'blocking' waits in poll_oneoff, and this WASI host's never blocks: its sockets become ready on the host's own loop, which the blocking driver does not let run (the package's provider): use driver 'portable'");
+  }
+  return { backend: 'wasi', driver: d, wasi };
+}
+
+/** The WASI host of a loop chooseLoop chose: its options.wasi, else a new instance of the package's provider; null for other backends. */
+export function wasiHostFor(choice: { backend: AnyBackendName; wasi: WasiHost | null }): WasiHost | null {
+  if (choice.backend !== 'wasi') return null;
+  return choice.wasi ?? wasiProvider()!();
 }
 
 /** Makes the driver `name` for an engine over `backend`. selection has checked the pair. */
@@ -124,7 +213,7 @@ export function openDriver(name: DriverName, backend: Backend, engine: Engine): 
   const native = backend.native;
   switch (name) {
     case 'portable':
-      return new PortableDriver(engine.turn);
+      return new PortableDriver(engine.turn, backend.onReady);
     case 'blocking':
       return new BlockingDriver(engine, backend.calls.wait);
     case 'guest':
