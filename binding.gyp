@@ -8,6 +8,7 @@
         "bindings/owned.c",
         "bindings/poller.c",
         "bindings/pollset.c",
+        "bindings/signals.c",
         "bindings/sys.c",
         "bindings/wakers.c",
         "bindings/watcher.c"

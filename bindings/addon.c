@@ -27,6 +27,9 @@
  * they poll are closed. Waker ids are retired before the eventfds they name. */
 static void on_cleanup(void *arg) {
   ioloop_state *st = arg;
+  /* Signal watches hold descriptors of their own; closing them gives back the
+   * signal dispositions no other loop needs. */
+  ioloop_signal_close_all(st);
   ioloop_watcher_close_all(st);
   ioloop_pollset_close_all(st);
   ioloop_wakers_retire_all(st);
@@ -157,6 +160,7 @@ NAPI_MODULE_INIT() {
       !add_exports(env, exports, st, ioloop_sys_exports) ||
       !add_exports(env, exports, st, ioloop_pollset_exports) ||
       !add_exports(env, exports, st, ioloop_watcher_exports) ||
+      !add_exports(env, exports, st, ioloop_signal_exports) ||
       !add_exports(env, exports, st, ioloop_wakers_exports)) {
     ioloop_throw(env, false, NULL, "wasm_ioloop: cannot build the exports");
     return NULL;

@@ -86,6 +86,7 @@ extern const ioloop_export ioloop_guest_exports[];
 extern const ioloop_export ioloop_sys_exports[];
 extern const ioloop_export ioloop_pollset_exports[];
 extern const ioloop_export ioloop_watcher_exports[];
+extern const ioloop_export ioloop_signal_exports[];
 extern const ioloop_export ioloop_wakers_exports[];
 
 /* addon.c */
@@ -177,6 +178,12 @@ void ioloop_close_owned(ioloop_state *st);
 /* Retire every waker id `st` registered (its teardown, before the owned
  * descriptors are closed). */
 void ioloop_wakers_retire_all(ioloop_state *st);
+
+/* signals.c */
+
+/* Stop every signal watch of `st`, restoring dispositions no loop needs any
+ * more, and close the slots' descriptors. */
+void ioloop_signal_close_all(ioloop_state *st);
 
 /* guest.c */
 

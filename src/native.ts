@@ -283,6 +283,79 @@ export interface NativeShim {
    */
   watcherClose(w: GuestHandle): void;
 
+  // ---- signals: one process-wide sigaction handler that wakes the loops watching (bindings/signals.c) ----
+
+  /**
+   * Opens a signal watch for a loop: a slot in the process-wide table that the
+   * shim's signal handler reads. The slot keeps its own duplicate of `wakerFd`
+   * (an eventfd, such as the loop's waker), so closing the loop's eventfd never
+   * leaves the handler writing to a reused number. The watch starts with no
+   * signals. Owned by this environment: its teardown closes the watches left
+   * open, and a handle collected unclosed is closed. At most 1024 watches are
+   * open in the process at once.
+   * @throws TypeError if `wakerFd` is not an fd number; Error with `code` 'EBADF'
+   *   (not open), 'EINVAL' (not an eventfd), 'EMFILE' (no descriptor left for the
+   *   duplicate) or 'ENOSPC' (1024 watches open already).
+   */
+  signalOpen(wakerFd: number): SignalHandle;
+  /**
+   * Watches signal `signo`: from now on each arrival marks it pending for this
+   * watch and writes 1 to the watch's eventfd (from the handler, on whichever
+   * thread the signal lands). The first watch of a signal in the process installs
+   * the shim's handler (SA_SIGINFO | SA_RESTART, plus SA_ONSTACK if the previous
+   * handler had it; all signals blocked while it runs) and remembers what was there; after waking the loops, the
+   * handler calls that previous handler if it is a function not installed with
+   * SA_RESETHAND (not SIG_DFL, SIG_IGN, nor a one-shot handler such as Node's own
+   * SIGINT/SIGTERM handler, which would end the process). If another handler
+   * replaced the shim's since, it is put back, chaining to that one. Idempotent.
+   * Returns 0 or -errno (-EINVAL for SIGKILL, SIGSTOP and the C library's
+   * reserved signals). Thread-safe (a process-wide mutex), like every signal*
+   * function.
+   * @throws TypeError if `signo` is not an integer in [1, 64]; Error with `code`
+   *   'ERR_SIGNAL_CLOSED' if `h` is closed.
+   */
+  signalAdd(h: SignalHandle, signo: number): number;
+  /**
+   * Stops watching `signo` and drops its pending mark. When no watch of the
+   * process is left for it, restores the disposition found when the shim
+   * installed its handler (handler, flags and mask), but only if the shim's
+   * handler is still the one installed: code that replaced it owns the signal.
+   * Does nothing if `signo` is not watched. Returns 0 or -errno.
+   * @throws as {@link NativeShim.signalAdd}.
+   */
+  signalRemove(h: SignalHandle, signo: number): number;
+  /**
+   * The lowest signal number that arrived for this watch and was not taken yet,
+   * clearing its mark; 0 when none is pending. Several arrivals before it is
+   * taken count once. Call it after reading the eventfd, until it returns 0.
+   * Lock-free.
+   * @throws TypeError for a bad `h`; Error with `code` 'ERR_SIGNAL_CLOSED' if `h` is closed.
+   */
+  signalNext(h: SignalHandle): number;
+  /**
+   * Stops watching every signal of `h` (restoring dispositions as
+   * {@link NativeShim.signalRemove} does), waits until no signal handler can
+   * still write to the watch's eventfd, then closes that duplicate. Idempotent.
+   * @throws TypeError for a bad `h`.
+   */
+  signalClose(h: SignalHandle): void;
+  /**
+   * If watches exist for `signo` and another handler replaced the shim's (libuv's
+   * uv_signal_start replaces handlers without chaining; Node uses it for
+   * process.on signal listeners), installs the shim's again, chaining to that
+   * handler. Returns 1 if it did, 0 if there was nothing to do, or -errno.
+   * Process-wide.
+   * @throws TypeError if `signo` is not an integer in [1, 64].
+   */
+  signalReassert(signo: number): number;
+  /**
+   * What is installed for `signo` right now, process-wide, for tests and
+   * diagnostics; a fresh object on each call.
+   * @throws TypeError if `signo` is not an integer in [1, 64]; Error if
+   *   sigaction(2) cannot read it.
+   */
+  signalDisposition(signo: number): SignalDisposition;
+
   // ---- sys: raw nonblocking descriptors (docs/API.md "Raw system calls") ----
 
   /** `pipe2(O_NONBLOCK | O_CLOEXEC)`: `[readFd, writeFd]` or -errno. */
@@ -323,6 +396,25 @@ export interface NativeShim {
    * -errno. Tries each address of `host` until one starts connecting.
    */
   connectTcp(host: string, port: number): number;
+}
+
+/** A signal watch, as returned by {@link NativeShim.signalOpen}. Opaque. */
+export type SignalHandle = object;
+
+/** A signal's disposition, from {@link NativeShim.signalDisposition}. */
+export interface SignalDisposition {
+  /** SIG_DFL, SIG_IGN, the shim's handler, or another handler. */
+  readonly action: 'default' | 'ignore' | 'loop' | 'handler';
+  /** The handler's address in hex ('0x0' for SIG_DFL, '0x1' for SIG_IGN). */
+  readonly handler: string;
+  /** Its sa_flags (SA_RESETHAND is 0x80000000, SA_SIGINFO 4). */
+  readonly flags: number;
+  /** Its sa_mask for signals 1..32, bit `signo - 1`. */
+  readonly mask: number;
+  /** How many watches of the process watch the signal. */
+  readonly loops: number;
+  /** The handler the shim's calls after waking the loops, in hex; '' for none. */
+  readonly chained: string;
 }
 
 /** Which poller a watcher thread waits on (see {@link NativeShim.watcherOpen}). */
