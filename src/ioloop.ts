@@ -11,6 +11,7 @@ import { Engine, State, type Logger } from './engine';
 import { Errno, SysError, TimeoutError } from './errors';
 import { loadNative } from './native';
 import { checkBackend, chooseLoop, defaultBackend, hostInfo, openDriver, wasiHostFor, type HostInfo } from './selection';
+import { LoopSignals } from './signals';
 import type { Sys } from './sys';
 import { closeWatch, setBlockingThreshold } from './watchdog';
 import { badTimer, checkEvents, checkFunction, checkNumber, checkSignal, describe, durationSeconds, filenoOf, type Duration, type FdLike } from './validate';
@@ -117,7 +118,8 @@ export class IOLoop {
   readonly sys: Sys;
   private stopRequested = false;
   private previousCurrent: IOLoop | null = null;
-  private readonly signalListeners = new Map<string, () => void>();
+  /** This loop's signal handlers, once it has had one. */
+  private signals: LoopSignals | null = null;
 
   /**
    * Creates a loop. It is idle until {@link start} or {@link run}.
@@ -301,7 +303,13 @@ export class IOLoop {
     engine.callbackAdded();
   }
 
-  /** As {@link addCallback}; safe to call from a signal handler (in Node, signal handlers already run on the loop's thread). */
+  /**
+   * As {@link addCallback}, for Tornado's `add_callback_from_signal`. JavaScript
+   * never runs inside an OS signal handler: the callbacks of
+   * {@link addSignalHandler} and process.on listeners run on a thread between
+   * jobs, so this is an ordinary addCallback. Loop's thread only.
+   * @throws Error on a closed loop; TypeError if `cb` is not a function.
+   */
   addCallbackFromSignal<A extends unknown[]>(cb: (...args: A) => unknown, ...args: A): void {
     this.checkOpen();
     this.addCallback(cb, ...args);
@@ -505,8 +513,9 @@ export class IOLoop {
     if (engine.state === State.Running) engine.halt();
     if (opts?.allFds) this.closeAllFds();
     closeWatch(engine);
-    for (const [signal, listener] of this.signalListeners) process.removeListener(signal, listener);
-    this.signalListeners.clear();
+    // Signal watches go before the engine closes the waker they write to.
+    this.signals?.close();
+    this.signals = null;
     engine.close();
     if (currentLoopOf() === this) setCurrentLoop(null);
   }
@@ -522,29 +531,46 @@ export class IOLoop {
 
   /**
    * Runs `cb` as a loop callback whenever the process receives `signal` (e.g.
-   * `'SIGTERM'`). Replaces this loop's earlier handler for the same signal. Loop's
-   * thread only.
+   * `'SIGTERM'`), under every driver and on any thread: a blocking loop and a loop
+   * in a worker thread get their signals too. Replaces this loop's earlier
+   * callback for the same signal; other loops watching it (on this thread or
+   * another) each run their own. Several arrivals before the loop wakes run `cb`
+   * once. A stopped loop keeps its handlers: a signal that arrives meanwhile runs
+   * `cb` once the loop runs again.
+   *
+   * While any loop watches a signal, the process's earlier handling of it is
+   * replaced: the default action (e.g. dying of SIGTERM, or of Ctrl-C) does not
+   * happen, and a process.on listener for it keeps firing beside the loop's.
+   * {@link removeSignalHandler} and {@link close} give it back exactly once no loop
+   * watches the signal. Needs the native shim on worker threads; without it (the
+   * `none` backend) this is a process.on listener, which the host delivers on its
+   * main thread only when its own loop runs. Loop's thread only.
    * @throws TypeError for a name that is not a signal of this OS, or one that cannot
-   *   be caught (SIGKILL, SIGSTOP), or a callback that is not a function.
+   *   be caught (SIGKILL, SIGSTOP), or a callback that is not a function; SysError
+   *   if the signal cannot be handled (sigaction refuses it, or 1024 loops of the
+   *   process watch signals already); Error on a closed loop, and in a worker
+   *   thread without the native shim.
    */
   addSignalHandler(signal: string, cb: () => unknown): void {
     this.checkOpen();
-    checkSignal(signal);
+    const signo = checkSignal(signal);
     checkFunction(cb, 'cb');
-    this.removeSignalHandler(signal);
-    const listener = (): void => this.addCallback(cb);
-    this.signalListeners.set(signal, listener);
-    process.on(signal as NodeJS.Signals, listener);
+    this.signals ??= new LoopSignals(this.engine, (fn) => this.addCallback(fn));
+    this.signals.add(signal, signo, cb);
   }
 
-  /** Removes this loop's handler for `signal`; does nothing if there is none. @throws TypeError as addSignalHandler. */
+  /**
+   * Removes this loop's handler for `signal`; does nothing if there is none. When
+   * no loop of the process watches the signal any more, its earlier handling comes
+   * back exactly (unless other code replaced the loop's handler since, which then
+   * keeps it). Loop's thread only.
+   * @throws TypeError as addSignalHandler; Error on a closed loop; SysError if the
+   *   earlier handling cannot be restored (the handler is removed all the same).
+   */
   removeSignalHandler(signal: string): void {
     this.checkOpen();
-    checkSignal(signal);
-    const listener = this.signalListeners.get(signal);
-    if (listener === undefined) return;
-    process.removeListener(signal, listener);
-    this.signalListeners.delete(signal);
+    const signo = checkSignal(signal);
+    this.signals?.remove(signal, signo);
   }
 
   // ---------------------------------------------------------------- diagnostics
