@@ -3,6 +3,21 @@
 // that opens sockets (preview1 has no call for it), over the host's TCP sockets
 // (`node:net`, which Node, Bun and Deno all have). Plain TypeScript, no native code.
 //
+// The extension module `wasm_ioloop_sock` (its functions return a preview1 errno,
+// or an ERRNO_EXT_* value of errno.ts for a failed name lookup; a string is UTF-8 at
+// (ptr, len) in the guest's memory; results are written through pointers; every
+// argument is a u32):
+//   sock_listen_tcp(host_ptr, host_len, port, backlog, flags, result_fd_ptr)
+//       a listener on host:port (port 0: any); flags LISTEN_REUSE_PORT (1) asks
+//       for SO_REUSEPORT where the host has it, other bits are EINVAL
+//   sock_connect_tcp(host_ptr, host_len, port, result_fd_ptr)
+//       starts a connect to host:port (1-65535)
+//   sock_local_port(fd, result_port_ptr)
+//       the local port (u32) of a listener or a connection; EAGAIN until known
+// The same calls exist for JavaScript without the guest's memory: listenTcp,
+// connectTcp and localPort (negated preview1 errno), and sockets() (the native
+// sys's convention: the host's errno negated).
+//
 // Limits, plainly:
 //   - poll_oneoff never blocks. It reports the subscriptions that are ready at the
 //     call and returns; when none is, it returns 0 events even if a clock
@@ -58,7 +73,7 @@ import { Buffer } from 'node:buffer';
 import * as net from 'node:net';
 import { setImmediate as hostSetImmediate } from 'node:timers';
 import process from 'node:process';
-import { Errno, errnoCode, errnoOf } from './errno';
+import { Errno, errnoCode, errnoOf, hostErrno } from './errno';
 import {
   CLOCKID_MONOTONIC,
   CLOCKID_REALTIME,
@@ -163,6 +178,21 @@ export interface SockImport {
    * failed) or of a connection (EAGAIN while it connects).
    */
   sock_local_port(fd: number, resultPortPtr: number): number;
+}
+
+/**
+ * The provider's socket calls from JavaScript, in the native sys's convention (a
+ * result, or the host's errno negated): {@link WasiProvider.sockets}.
+ */
+export interface HostSockets {
+  /** A listener's fd, or -errno. */
+  listenTcp(host: string, port: number, backlog: number, reusePort: boolean): number;
+  /** A connecting socket's fd, or -errno. */
+  connectTcp(host: string, port: number): number;
+  /** The local port, or -errno (-EAGAIN while a listener binds or a socket connects). */
+  localPort(fd: number): number;
+  pipe: null;
+  socketpair: null;
 }
 
 /** Options of a {@link WasiProvider}. */
@@ -559,6 +589,13 @@ type Entry = Conn | Listener | Stdio;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Linux's EIO, for a preview1 value the host has no number for. */
+const HOST_EIO = 5;
+
+function isPort(port: unknown, min: number): port is number {
+  return typeof port === 'number' && Number.isInteger(port) && port >= min && port <= 65535;
+}
+
 function checkRange(u8: Uint8Array, ptr: number, len: number): void {
   if (ptr + len > u8.length) throw new RangeError(`guest range ${ptr}+${len} is outside memory of ${u8.length} bytes`);
 }
@@ -654,9 +691,9 @@ export class WasiProvider {
     };
     this.sockImport = {
       sock_listen_tcp: (h, hl, port, backlog, flags, p) =>
-        this.call(() => this.listenTcp(h >>> 0, hl >>> 0, port >>> 0, backlog >>> 0, flags >>> 0, p >>> 0)),
-      sock_connect_tcp: (h, hl, port, p) => this.call(() => this.connectTcp(h >>> 0, hl >>> 0, port >>> 0, p >>> 0)),
-      sock_local_port: (fd, p) => this.call(() => this.localPort(fd >>> 0, p >>> 0)),
+        this.call(() => this.sockListenTcp(h >>> 0, hl >>> 0, port >>> 0, backlog >>> 0, flags >>> 0, p >>> 0)),
+      sock_connect_tcp: (h, hl, port, p) => this.call(() => this.sockConnectTcp(h >>> 0, hl >>> 0, port >>> 0, p >>> 0)),
+      sock_local_port: (fd, p) => this.call(() => this.sockLocalPort(fd >>> 0, p >>> 0)),
     };
   }
 
@@ -747,6 +784,84 @@ export class WasiProvider {
       }
     }
     await Promise.all([...this.handles.values()]);
+  }
+
+  // ---- sockets from JavaScript: the extension's calls without the guest's memory ----
+
+  /**
+   * A TCP listener on host:port (port 0: any free port), as sock_listen_tcp opens
+   * it: its fd, or a negated preview1 errno (-EINVAL for bad arguments, -EBADF once
+   * closed). The bind may finish later: see {@link WasiProvider.localPort} and
+   * {@link WasiProvider.listening}.
+   */
+  listenTcp(host: string, port: number, backlog = 511, reusePort = false): number {
+    if (this.closed) return -Errno.EBADF;
+    if (typeof host !== 'string' || host === '' || !isPort(port, 0) || !Number.isInteger(backlog) || backlog < 0 || backlog > 0x7fffffff) {
+      return -Errno.EINVAL;
+    }
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    const listener = new Listener(-1, server, this);
+    const fd = this.allocate(listener);
+    try {
+      this.startListen(listener, host, port, backlog, reusePort === true);
+    } catch (err) {
+      this.release(fd);
+      return -errnoOf(err);
+    }
+    this.track(server, listener.done);
+    return fd;
+  }
+
+  /**
+   * Starts a TCP connect to host:port (port 1-65535), as sock_connect_tcp does: the
+   * fd (WRITE readiness once connected), or a negated preview1 errno.
+   */
+  connectTcp(host: string, port: number): number {
+    if (this.closed) return -Errno.EBADF;
+    if (typeof host !== 'string' || host === '' || !isPort(port, 1)) return -Errno.EINVAL;
+    let socket: net.Socket;
+    try {
+      socket = net.connect({ host, port, allowHalfOpen: true });
+    } catch (err) {
+      return -errnoOf(err);
+    }
+    return this.allocate(this.adopt(socket, false, false));
+  }
+
+  /**
+   * The local port of a listener or a connection, as sock_local_port reports it:
+   * the port, or a negated preview1 errno (-EAGAIN while a listener binds or a
+   * connection connects; the listener's error if its bind failed).
+   */
+  localPort(fd: number): number {
+    const e = this.entry(fd);
+    if (e === undefined) return -Errno.EBADF;
+    if (e instanceof Stdio) return -Errno.ENOTSOCK;
+    if (e instanceof Listener) {
+      if (e.error !== 0) return -e.error;
+      if (!e.bound && !e.markBound()) return -Errno.EAGAIN;
+      return e.port;
+    }
+    const p = e.socket.localPort;
+    if (typeof p === 'number') return p;
+    return -(e.error !== 0 ? e.error : e.closed ? Errno.ENOTCONN : Errno.EAGAIN);
+  }
+
+  /**
+   * The socket calls in the native sys's convention: each returns its result, or
+   * the host's errno negated (Linux's number; libuv's UV_EAI_* for a failed name
+   * lookup), as {@link hostErrno} maps preview1's. No pipes or socket pairs:
+   * node:net has no synchronous way to make them.
+   */
+  sockets(): HostSockets {
+    const host = (r: number): number => (r >= 0 ? r : -(hostErrno(-r) ?? HOST_EIO));
+    return {
+      listenTcp: (h, port, backlog, reusePort) => host(this.listenTcp(h, port, backlog, reusePort)),
+      connectTcp: (h, port) => host(this.connectTcp(h, port)),
+      localPort: (fd) => host(this.localPort(fd)),
+      pipe: null,
+      socketpair: null,
+    };
   }
 
   // ---- internals shared with Conn and Listener ----
@@ -1040,25 +1155,13 @@ export class WasiProvider {
     }
   }
 
-  private listenTcp(hostPtr: number, hostLen: number, port: number, backlog: number, flags: number, resultFdPtr: number): number {
+  private sockListenTcp(hostPtr: number, hostLen: number, port: number, backlog: number, flags: number, resultFdPtr: number): number {
     if (this.closed) return Errno.EBADF;
     const host = this.host(hostPtr, hostLen);
-    if (host === undefined || port > 65535 || (flags & ~LISTEN_REUSE_PORT) !== 0 || backlog > 0x7fffffff) return Errno.EINVAL;
+    if (host === undefined || (flags & ~LISTEN_REUSE_PORT) !== 0) return Errno.EINVAL;
     checkRange(this.u8, resultFdPtr, 4);
-    const reusePort = (flags & LISTEN_REUSE_PORT) !== 0;
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-    const listener = new Listener(-1, server, this);
-    const fd = this.allocate(listener);
-    try {
-      this.startListen(listener, host, port, backlog, reusePort);
-    } catch (err) {
-      this.fds[fd] = undefined;
-      this.freeHint = Math.min(this.freeHint, fd);
-      listener.released = true;
-      server.close();
-      return errnoOf(err);
-    }
-    this.track(server, listener.done);
+    const fd = this.listenTcp(host, port, backlog, (flags & LISTEN_REUSE_PORT) !== 0);
+    if (fd < 0) return -fd;
     this.dv.setUint32(resultFdPtr, fd, true);
     return Errno.ESUCCESS;
   }
@@ -1085,39 +1188,21 @@ export class WasiProvider {
     listener.markBound(); // hosts that bind within listen() (Bun)
   }
 
-  private connectTcp(hostPtr: number, hostLen: number, port: number, resultFdPtr: number): number {
+  private sockConnectTcp(hostPtr: number, hostLen: number, port: number, resultFdPtr: number): number {
     if (this.closed) return Errno.EBADF;
     const host = this.host(hostPtr, hostLen);
-    if (host === undefined || port === 0 || port > 65535) return Errno.EINVAL;
+    if (host === undefined) return Errno.EINVAL;
     checkRange(this.u8, resultFdPtr, 4);
-    let socket: net.Socket;
-    try {
-      socket = net.connect({ host, port, allowHalfOpen: true });
-    } catch (err) {
-      return errnoOf(err);
-    }
-    const conn = this.adopt(socket, false, false);
-    const fd = this.allocate(conn);
+    const fd = this.connectTcp(host, port);
+    if (fd < 0) return -fd;
     this.dv.setUint32(resultFdPtr, fd, true);
     return Errno.ESUCCESS;
   }
 
-  private localPort(fd: number, resultPortPtr: number): number {
-    const e = this.entry(fd);
-    if (e === undefined) return Errno.EBADF;
-    if (e instanceof Stdio) return Errno.ENOTSOCK;
+  private sockLocalPort(fd: number, resultPortPtr: number): number {
+    const port = this.localPort(fd);
+    if (port < 0) return -port;
     this.views();
-    checkRange(this.u8, resultPortPtr, 4);
-    let port: number;
-    if (e instanceof Listener) {
-      if (e.error !== 0) return e.error;
-      if (!e.bound && !e.markBound()) return Errno.EAGAIN;
-      port = e.port;
-    } else {
-      const p = e.socket.localPort;
-      if (typeof p !== 'number') return e.error !== 0 ? e.error : e.closed ? Errno.ENOTCONN : Errno.EAGAIN;
-      port = p;
-    }
     this.dv.setUint32(resultPortPtr, port, true);
     return Errno.ESUCCESS;
   }
