@@ -423,6 +423,43 @@ describe('listen and accept', () => {
   });
 });
 
+describe('sockets from JavaScript', () => {
+  test('listenTcp / connectTcp / localPort: fds and ports, or preview1 errno negated', async () => {
+    const { p, g } = setup();
+    const l = p.listenTcp(LOOPBACK, 0);
+    expect(l).toBe(3);
+    const port = p.localPort(l);
+    expect(port).toBeGreaterThan(0);
+    const c = p.connectTcp(LOOPBACK, port);
+    expect(c).toBe(4);
+    await drive(p, () => (writable(g, c) ? true : undefined));
+    expect(p.localPort(c)).toBeGreaterThan(0);
+    expect(p.listenTcp('', 0)).toBe(-Errno.EINVAL);
+    expect(p.listenTcp(LOOPBACK, 1.5)).toBe(-Errno.EINVAL);
+    expect(p.listenTcp(LOOPBACK, 0, -1)).toBe(-Errno.EINVAL);
+    expect(p.connectTcp(LOOPBACK, 0)).toBe(-Errno.EINVAL);
+    expect(p.localPort(99)).toBe(-Errno.EBADF);
+    expect(p.localPort(2)).toBe(-Errno.ENOTSOCK);
+  });
+
+  test("sockets(): the native sys's convention, the host's errno negated", async () => {
+    const { p } = setup({ syncListen: false });
+    const s = p.sockets();
+    expect(s.pipe).toBeNull();
+    expect(s.socketpair).toBeNull();
+    const l = s.listenTcp(LOOPBACK, 0, 16, false);
+    expect(l).toBeGreaterThanOrEqual(3);
+    expect(s.localPort(l)).toBe(-os.constants.errno.EAGAIN); // not bound yet (public listen)
+    const port = await p.listening(l);
+    expect(s.localPort(l)).toBe(port);
+    const taken = s.listenTcp(LOOPBACK, port, 16, false);
+    await expect(p.listening(taken)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    expect(s.localPort(taken)).toBe(-os.constants.errno.EADDRINUSE);
+    expect(s.connectTcp(LOOPBACK, 0)).toBe(-os.constants.errno.EINVAL);
+    expect(s.localPort(1234)).toBe(-os.constants.errno.EBADF);
+  });
+});
+
 describe('connections', () => {
   test('connect: WRITE readiness once connected; a round trip with fd_write/fd_read and sock_send/sock_recv', async () => {
     const { p, g } = setup();
