@@ -10,8 +10,8 @@
 //   npx tsx examples/http.ts --port 0 --stop-path /stop
 //   HTTP_PORT=8081 HTTP_DRIVER=blocking HTTP_WORKERS=2 npx tsx examples/http.ts
 //
-// It stops cleanly on SIGINT or SIGTERM, or on `POST <stop-path>` when started with
-// one, then prints what it served. Under the blocking driver on the main thread the
+// It stops cleanly on SIGINT or SIGTERM, or (one loop) on `POST <stop-path>` when
+// started with one, then prints what it served. Under the blocking driver on the main thread the
 // host's loop (which delivers signals to JavaScript) waits while the loop runs, so
 // there the stop request is the way to stop it; a signal keeps its default action.
 //
@@ -601,6 +601,7 @@ async function cli(): Promise<void> {
   const driver = option('driver', 'HTTP_DRIVER') ?? 'guest';
   const stopPath = option('stop-path', 'HTTP_STOP_PATH');
   if (driver !== 'guest' && driver !== 'blocking') throw new Error(`--driver must be guest or blocking, got '${driver}'`);
+  if (workers > 0 && stopPath !== undefined) throw new Error('--stop-path is for one loop; worker loops stop on SIGINT or SIGTERM');
   if (workers > 0) {
     const pool = await startWorkers({ host, port, workers });
     console.log(`serving http://${host}:${pool.port}/ with ${workers} worker loops (SO_REUSEPORT); Ctrl-C stops`);

@@ -282,3 +282,14 @@ describe('four worker threads, one blocking loop each, one port (SO_REUSEPORT)',
     }
   }, 20_000);
 });
+
+test('startWorkers rejects when a worker cannot listen (a socket without SO_REUSEPORT holds the port), and leaves nothing open', async () => {
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  const port = (holder.address() as net.AddressInfo).port;
+  try {
+    await expect(startWorkers({ port, workers: 2, execArgv: ['--require', 'tsx/cjs'] })).rejects.toThrow(/EADDRINUSE/);
+  } finally {
+    await new Promise((resolve) => holder.close(resolve));
+  }
+}, 20_000);
