@@ -24,13 +24,13 @@ interface Run {
  * Runs one scenario and waits for the process to end. With `kill`, sends that
  * signal once the scenario prints `ready` (after its report).
  */
-function scenario(name: string, opts: { kill?: NodeJS.Signals; host?: 'node' | 'bun' | 'deno'; env?: Record<string, string> } = {}): Promise<Run> {
+function scenario(name: string, opts: { kill?: NodeJS.Signals; host?: 'node' | 'bun' | 'deno'; env?: Record<string, string>; nodeArgs?: string[] } = {}): Promise<Run> {
   const [command, args] =
     opts.host === 'bun'
       ? [bunPath(), [FIXTURE, name]]
       : opts.host === 'deno'
         ? [denoPath(), ['run', '-A', '--sloppy-imports', DENO_FIXTURE, name]]
-        : [process.execPath, ['--import', 'tsx', FIXTURE, name]];
+        : [process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', FIXTURE, name]];
   return new Promise((resolve, reject) => {
     const env = { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1', DENO_NO_PROMPT: '1', ...opts.env };
     const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -113,6 +113,12 @@ describe('the process\'s own handling comes back', () => {
     const run = await scenario('sigterm-then-die', { kill: 'SIGTERM' });
     expect(report(run)).toMatchObject({ hits: 2, restored: true, before: { action: 'handler' } });
     expect(run.signal).toBe('SIGTERM');
+  });
+
+  test('a loop dropped without close() gives the signal back once it is collected', async () => {
+    const run = await scenario('collected', { nodeArgs: ['--expose-gc'] });
+    expect(run.code).toBe(0);
+    expect(report(run)).toMatchObject({ watched: 'loop', given: true, restored: true });
   });
 
   test('a worker that ends with its loop still watching gives the signal back', async () => {
