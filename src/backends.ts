@@ -141,24 +141,75 @@ function noFdImports(): CoreImports {
 /** The readiness callback of a host whose poll_oneoff does not block (the package's provider). */
 type ReadyHost = WasiHost & { onReady?: (cb: () => void) => unknown };
 
-/**
- * The socket calls a WASI host may offer beside preview1, with Linux's -errno (or
- * libuv's for a failed name lookup) like the native shim; null where it has none.
- */
-export interface WasiSockets {
+/** The socket calls a WASI host offers beside preview1, returning the result or Linux's -errno (libuv's for a failed name lookup), as the native shim does. */
+interface WasiSockets {
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean): number;
   connectTcp(host: string, port: number): number;
   localPort(fd: number): number;
-  pipe: (() => [number, number] | number) | null;
-  socketpair: (() => [number, number] | number) | null;
 }
 
-/** Where {@link wasiSocketsOf} finds a host's socket calls; set by the package's provider glue. */
-let socketsOf: (host: WasiHost, core: () => CoreExports) => WasiSockets | null = () => null;
+/**
+ * The extension module `wasm_ioloop_sock` (the package's provider has it: its
+ * `sockImport`, or `imports()`/`getImportObject()`'s `wasm_ioloop_sock`). Strings
+ * are (pointer, length) of UTF-8 in the core's memory, results go through
+ * pointers, and each call returns a preview1 errno, or 256 (ENOTFOUND), 257
+ * (EAI_AGAIN), 258 (EAI_FAIL) for a failed name lookup.
+ */
+interface SockExtension {
+  sock_listen_tcp(hostPtr: number, hostLen: number, port: number, backlog: number, flags: number, resultFdPtr: number): number;
+  sock_connect_tcp(hostPtr: number, hostLen: number, port: number, resultFdPtr: number): number;
+  sock_local_port(fd: number, resultPortPtr: number): number;
+}
 
-/** Sets how the socket calls of a WASI host are found (the package's provider offers them). Internal. */
-export function setWasiSockets(find: (host: WasiHost, core: () => CoreExports) => WasiSockets | null): void {
-  socketsOf = find;
+/** `wasm_ioloop_sock`'s listen flag for SO_REUSEPORT. */
+const LISTEN_REUSE_PORT = 1;
+
+/** libuv's numbers for the extension's name-lookup errors, as the native sys returns them (UV_EAI_NONAME, UV_EAI_AGAIN, UV_EAI_FAIL). */
+const LOOKUP_ERRNO: Record<number, number> = { 256: 3008, 257: 3001, 258: 3004 };
+
+function sockExtensionOf(host: WasiHost): SockExtension | null {
+  const h = host as WasiHost & { sockImport?: unknown; imports?: () => unknown };
+  const candidates: unknown[] = [h.sockImport];
+  for (const make of [h.imports, h.getImportObject]) {
+    if (typeof make !== 'function') continue;
+    try {
+      candidates.push((make.call(host) as { wasm_ioloop_sock?: unknown } | null)?.wasm_ioloop_sock);
+    } catch {
+      // not an import object after all
+    }
+  }
+  for (const c of candidates) {
+    const ext = c as Partial<SockExtension> | null | undefined;
+    if (typeof ext?.sock_listen_tcp === 'function' && typeof ext.sock_connect_tcp === 'function' && typeof ext.sock_local_port === 'function') {
+      return ext as SockExtension;
+    }
+  }
+  return null;
+}
+
+/** The socket calls of a host with `wasm_ioloop_sock`, over scratch space in the core's memory; null for any other host. */
+function socketsOf(host: WasiHost, core: () => CoreExports): WasiSockets | null {
+  const ext = sockExtensionOf(host);
+  if (ext === null) return null;
+  const encoder = new TextEncoder();
+  const errno = (c: CoreExports, e: number): number => -(LOOKUP_ERRNO[e] ?? c.errno_from_wasi(e));
+  /** Calls `fn(namePtr, nameLen, resultPtr)` with `name` in scratch memory; the u32 result or -errno. */
+  const withName = (name: string, fn: (ptr: number, len: number, result: number) => number): number => {
+    const c = core();
+    const bytes = encoder.encode(name);
+    const result = (bytes.length + 7) & ~3;
+    const ptr = c.sys_buffer(result + 4);
+    if (ptr === 0) return -Errno.ENOMEM;
+    new Uint8Array(c.memory.buffer, ptr, bytes.length).set(bytes);
+    const e = fn(ptr, bytes.length, ptr + result);
+    return e !== 0 ? errno(c, e) : new DataView(c.memory.buffer).getUint32(ptr + result, true);
+  };
+  return {
+    listenTcp: (name, port, backlog, reusePort) =>
+      withName(name, (ptr, len, result) => ext.sock_listen_tcp(ptr, len, port, backlog, reusePort ? LISTEN_REUSE_PORT : 0, result)),
+    connectTcp: (name, port) => withName(name, (ptr, len, result) => ext.sock_connect_tcp(ptr, len, port, result)),
+    localPort: (fd) => withName('', (_ptr, _len, result) => ext.sock_local_port(fd, result)),
+  };
 }
 
 /** True for node:wasi's WASI (Node's, and the node:wasi of Bun and Deno), without loading node:wasi for anything else. */
@@ -234,9 +285,10 @@ function okWasi(r: number, syscall: string, detail?: string): number {
  * The Sys of backend 'wasi': the WASI host's calls on its fds, through the core's
  * pass-through exports, so every call goes to the host the poller watches.
  * read/write: fd_read/fd_write (at most WASI_CHUNK bytes per call); close:
- * fd_close; accept: sock_accept. listenTcp, connectTcp, localPort, pipe and
- * socketpair: the host's socket calls where it offers them (the package's
- * provider), else SysError ENOSYS. Under node:wasi, accept throws ENOSYS without
+ * fd_close; accept: sock_accept. listenTcp, connectTcp and localPort: the host's
+ * `wasm_ioloop_sock` calls where it offers them (the package's provider), else
+ * SysError ENOSYS; pipe and socketpair: ENOSYS (no preview1 host makes them; the
+ * provider has TCP sockets only). Under node:wasi, accept throws ENOSYS without
  * calling sock_accept: node:wasi's sock_* calls dereference a null socket on the
  * only fds it has (its stdio) and kill the process. Errors are SysErrors with the
  * native sys's codes (preview1's errno numbers are mapped to Linux's in the core).
@@ -254,18 +306,10 @@ function wasiSys(core: () => CoreExports, sockets: () => WasiSockets | null, nod
   };
   return {
     pipe(): [number, number] {
-      const make = sockets()?.pipe;
-      if (!make) return nosys('pipe');
-      const r = make();
-      if (typeof r === 'number') throw new SysError(-r, 'pipe');
-      return r;
+      return nosys('pipe', 'a WASI host has TCP sockets at most');
     },
     socketpair(): [number, number] {
-      const make = sockets()?.socketpair;
-      if (!make) return nosys('socketpair');
-      const r = make();
-      if (typeof r === 'number') throw new SysError(-r, 'socketpair');
-      return r;
+      return nosys('socketpair', 'a WASI host has TCP sockets at most');
     },
     read(fd: number, buf: Uint8Array): number {
       checkWasiFd(fd);

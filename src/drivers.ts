@@ -128,11 +128,11 @@ export class WatcherDriver implements Driver {
 
 /**
  * The portable driver: host timers, and, over a WASI host that tells when an fd may
- * have become ready (`onReady`: the package's provider, on its sockets' events), a
- * turn for that. The word of readiness is taken at most once per host turn: every
- * socket event of one pass of the host's loop leads to one turn, in the host's
- * check phase (setImmediate), apart from the timer armed for the next deadline.
- * Nothing runs while nothing is due and nothing becomes ready.
+ * have become ready (`onReady`: the package's provider, which calls it at most once
+ * per host turn after its sockets' events), a turn for that, right after the
+ * host's callback (a microtask, so that words given together make one turn),
+ * apart from the timer armed for the next deadline. Nothing runs while nothing is
+ * due and nothing becomes ready.
  */
 export class PortableDriver implements Driver {
   readonly waitsInPoll = false;
@@ -141,8 +141,8 @@ export class PortableDriver implements Driver {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private immediate: ReturnType<typeof setImmediate> | undefined;
   private keepAlive: ReturnType<typeof setInterval> | undefined;
-  /** The turn asked for by the host's word of readiness, not yet run. */
-  private readyTurn: ReturnType<typeof setImmediate> | undefined;
+  /** A turn for the host's word of readiness is queued. */
+  private readyTurn = false;
 
   constructor(
     private readonly turn: (reason: number) => void,
@@ -153,13 +153,14 @@ export class PortableDriver implements Driver {
 
   /** The host's word that an fd may be ready: one turn soon, while the loop runs. */
   private readonly ready = (): void => {
-    if (this.keepAlive === undefined || this.readyTurn !== undefined) return;
-    this.readyTurn = setImmediate(this.fireReady);
+    if (this.keepAlive === undefined || this.readyTurn) return;
+    this.readyTurn = true;
+    queueMicrotask(this.fireReady);
   };
 
   private readonly fireReady = (): void => {
-    this.readyTurn = undefined;
-    this.turn(TURN_IO);
+    this.readyTurn = false;
+    if (this.keepAlive !== undefined) this.turn(TURN_IO);
   };
 
   private readonly fire = (): void => {
@@ -182,8 +183,6 @@ export class PortableDriver implements Driver {
 
   stop(): void {
     this.disarm();
-    if (this.readyTurn !== undefined) clearImmediate(this.readyTurn);
-    this.readyTurn = undefined;
     if (this.keepAlive !== undefined) clearInterval(this.keepAlive);
     this.keepAlive = undefined;
   }

@@ -18,6 +18,7 @@
 // Bun and Deno (no libuv), and for the poll backend everywhere, the shim's watcher
 // thread waits (WatcherDriver).
 
+import * as path from 'path';
 import { BACKEND_NAMES, type AnyBackendName, type Backend, type BackendName } from './backends';
 import type { WasiHost } from './core';
 import { BlockingDriver, DRIVER_NAMES, GuestDriver, PortableDriver, WatcherDriver, type Driver, type DriverName } from './drivers';
@@ -97,8 +98,22 @@ export function setWasiProvider(factory: ProviderFactory | null | undefined): vo
   provider = factory;
 }
 
+/**
+ * The provider is TypeScript in bindings/wasi, beside src/: loaded where the host
+ * runs TypeScript (tsx, jest, Bun, Deno; Deno's require needs the file's name).
+ * Its sockets are unref'd, as native fds are: a running loop keeps the host alive
+ * through its driver, a stopped or closed one does not.
+ */
 function loadWasiProvider(): ProviderFactory | null {
-  return null;
+  try {
+    const { WasiProvider } = require(path.join(__dirname, '..', 'bindings', 'wasi', 'index.ts')) as {
+      WasiProvider: new (options?: { ref?: boolean }) => WasiHost;
+    };
+    if (typeof WasiProvider !== 'function') return null;
+    return () => new WasiProvider({ ref: false });
+  } catch {
+    return null;
+  }
 }
 
 /** True for a host that tells when an fd may have become ready, so the portable driver can wait for it. */
