@@ -542,14 +542,15 @@ export class IOLoop {
    * replaced: the default action (e.g. dying of SIGTERM, or of Ctrl-C) does not
    * happen, and a process.on listener for it keeps firing beside the loop's.
    * {@link removeSignalHandler} and {@link close} give it back exactly once no loop
-   * watches the signal. Needs the native shim on worker threads; without it (the
-   * `none` backend) this is a process.on listener, which the host delivers on its
-   * main thread only when its own loop runs. Loop's thread only.
+   * watches the signal. On backends without the shim's poller (`wasi`, and `none`
+   * where the shim is absent) this is a process.on listener instead, which the
+   * host delivers on its main thread only, when its own loop runs; in a worker
+   * thread those backends throw. Loop's thread only.
    * @throws TypeError for a name that is not a signal of this OS, or one that cannot
    *   be caught (SIGKILL, SIGSTOP), or a callback that is not a function; SysError
    *   if the signal cannot be handled (sigaction refuses it, or 1024 loops of the
    *   process watch signals already); Error on a closed loop, and in a worker
-   *   thread without the native shim.
+   *   thread on a backend without the shim's poller.
    */
   addSignalHandler(signal: string, cb: () => unknown): void {
     this.checkOpen();

@@ -1,6 +1,6 @@
 // Signal handlers of a loop (IOLoop.addSignalHandler).
 //
-// With the native shim (every backend but `none`), under every driver and on any
+// With the native shim (backends epoll, poll and fake), under every driver and on any
 // thread: the shim installs one process-wide sigaction handler per watched signal
 // (bindings/signals.c). On each arrival it marks the signal pending in the table
 // entry of every loop that watches it and writes to that loop's waker; the loop
@@ -40,9 +40,9 @@
 //     own SIGCHLD watcher, a native addon) replaces it until the next
 //     addSignalHandler for that signal, and is left alone when the loops are done.
 //
-// Without the shim (backend `none`, the portable driver): process.on listeners, as
-// the host delivers them (Node's main thread; not in worker threads, where this
-// throws).
+// Without the shim's poller (backend `wasi`, and `none` where the shim is absent):
+// process.on listeners, as the host delivers them (Node's main thread; not in
+// worker threads, where this throws).
 //
 // Delivery: several arrivals of a signal before the loop wakes run its callback
 // once. Callbacks run as loop callbacks, in the iteration after the wake-up.
@@ -83,7 +83,7 @@ export class LoopSignals {
    * replacing this loop's earlier callback for it. Arguments are checked already.
    * @throws SysError if the disposition cannot be installed (sigaction), the waker
    *   cannot be opened, or the watch table is full (ENOSPC); Error in a worker
-   *   thread without the native shim.
+   *   thread on a backend without the shim's poller.
    */
   add(signal: string, signo: number, cb: SignalCallback): void {
     const native = this.native;
@@ -172,7 +172,9 @@ export class LoopSignals {
 
   private addListener(signal: string, cb: SignalCallback): void {
     if (!onMainThread()) {
-      throw new Error(`addSignalHandler('${signal}') in a worker thread needs the native shim: the host delivers no signal events to worker threads`);
+      throw new Error(
+        `addSignalHandler('${signal}') in a worker thread needs a backend with the native shim's poller (epoll, poll or fake; this loop's is '${this.engine.backend.name}'): the host delivers no signal events to worker threads`,
+      );
     }
     const previous = this.listeners.get(signal);
     if (previous !== undefined) process.removeListener(signal, previous);
