@@ -137,7 +137,14 @@ function messageOf(error: unknown): string {
  * Thread-safety: call it on any thread; each worker loads its own instance.
  */
 export function loadWatchdog(): WatchdogAddon | null {
-  cached ??= load();
+  if (cached === undefined) {
+    try {
+      cached = load();
+    } catch (error) {
+      // A host that refuses even a look at the environment (Deno without --allow-env).
+      cached = { addon: null, reason: `not loaded: ${messageOf(error)}` };
+    }
+  }
   return cached.addon;
 }
 
