@@ -6,9 +6,9 @@
 //   native shim loaded  backends epoll (Linux), poll, wasi, fake; drivers guest,
 //                       blocking, portable (portable only with fake, wasi or no
 //                       backend named)
-//   no native shim      backends wasi, fake (and `none`); drivers blocking (with
-//                       wasi only), portable. The default is wasi over the package's
-//                       own WASI provider where it loads, else `none`.
+//   no native shim      backends wasi, fake (and `none`); driver portable, and
+//                       blocking over backend wasi only. The default is wasi over
+//                       the package's own WASI provider where it loads, else `none`.
 // Backend wasi (no native code on any host) takes its driver from its WASI host: a
 // host that tells when an fd became ready (`onReady`, the package's provider, whose
 // poll_oneoff never blocks) gets the portable driver; any other (node:wasi, whose
@@ -67,9 +67,13 @@ export function availableBackends(): BackendName[] {
   return process.platform === 'linux' ? ['epoll', 'poll', 'wasi', 'fake'] : ['poll', 'wasi', 'fake'];
 }
 
-/** The drivers that can run here (without the native shim, blocking only over backend wasi). */
+/**
+ * The drivers that can run here with any backend they fit. Without the native shim
+ * that is portable; blocking then works too, but only over backend wasi with a host
+ * whose poll_oneoff blocks (node:wasi), which chooseLoop allows.
+ */
 export function availableDrivers(): DriverName[] {
-  return loadNative() === null ? ['blocking', 'portable'] : ['guest', 'blocking', 'portable'];
+  return loadNative() === null ? ['portable'] : ['guest', 'blocking', 'portable'];
 }
 
 /** The backend new loops get when none is configured or named. */
@@ -149,8 +153,10 @@ export function checkBackend(name: unknown, what = 'options.backend'): asserts n
 
 /**
  * Resolves the backend, driver and WASI host of a new loop from what was asked for.
- * `wasi` (options.wasi) implies backend 'wasi' when no backend is named; without
- * it, backend 'wasi' gets a new instance of the package's provider.
+ * Nothing named: the host's default (defaultBackend, with its driver). Driver
+ * 'portable' alone: backend none, as on every host. `wasi` (options.wasi) implies
+ * backend 'wasi' when no backend is named; without it, backend 'wasi' gets a new
+ * instance of the package's provider.
  * @throws TypeError for unknown names, or a WASI host with another backend; Error
  *   for what this host lacks or a combination that cannot work, naming what the
  *   host has.
@@ -160,7 +166,8 @@ export function chooseLoop(backend: unknown, driver: unknown, wasi?: unknown): {
     if (!DRIVER_NAMES.includes(driver as DriverName)) {
       throw new TypeError(`options.driver must be one of ${DRIVER_NAMES.join(', ')}; got ${describe(driver)}`);
     }
-    if (!availableDrivers().includes(driver as DriverName)) {
+    // Blocking without the shim is for backend wasi only: decided below.
+    if (driver !== 'blocking' && !availableDrivers().includes(driver as DriverName)) {
       throw new Error(`driver '${String(driver)}' is not available here: ${hostSummary()}`);
     }
   }
@@ -174,24 +181,24 @@ export function chooseLoop(backend: unknown, driver: unknown, wasi?: unknown): {
     backend = 'wasi';
   }
   const named = driver as DriverName | undefined;
+  let b: AnyBackendName;
   if (backend === undefined) {
-    const b = named === 'portable' ? (loadNative() === null ? defaultBackend() : 'none') : defaultBackend();
-    if (b === 'wasi') return chooseWasi(named, null);
-    if (named === 'blocking' && loadNative() === null) {
-      throw new Error(`driver 'blocking' without the native shim waits only in a WASI host's poll_oneoff: name backend 'wasi' with options.wasi (node:wasi's WASI); ${hostSummary()}`);
-    }
-    return { backend: b, driver: named ?? defaultDriver(), wasi: null };
+    // The portable driver named alone keeps its meaning on every host: timers and
+    // callbacks, no fds (backend none); the default loop is the host's default.
+    b = named === 'portable' ? 'none' : defaultBackend();
+  } else {
+    checkBackend(backend);
+    b = backend;
   }
-  checkBackend(backend);
-  if (backend === 'wasi') return chooseWasi(named, (wasi as WasiHost | undefined) ?? null);
+  if (b === 'wasi') return chooseWasi(named, (wasi as WasiHost | undefined) ?? null);
+  if (named === 'blocking' && !availableDrivers().includes('blocking')) {
+    throw new Error(`driver 'blocking' is not available here: ${hostSummary()}; without the native shim it waits only in the poll_oneoff of a WASI host that blocks (backend 'wasi' with node:wasi's WASI as options.wasi)`);
+  }
   const d = named ?? defaultDriver();
-  if (d === 'portable' && backend !== 'fake') {
-    throw new Error(`driver 'portable' watches fds only through a WASI host that tells when they are ready: it works with backend 'fake', 'wasi' or none named, not '${backend}'; ${hostSummary()}`);
+  if (d === 'portable' && b !== 'fake' && b !== 'none') {
+    throw new Error(`driver 'portable' watches no fds: it works with backend 'fake' or with none named, not '${b}' (or with backend 'wasi' over a WASI host that tells when its fds are ready, as the package's provider does); ${hostSummary()}`);
   }
-  if (d === 'blocking' && loadNative() === null) {
-    throw new Error(`driver 'blocking' without the native shim works only with backend 'wasi', not '${backend}'; ${hostSummary()}`);
-  }
-  return { backend, driver: d, wasi: null };
+  return { backend: b, driver: d, wasi: null };
 }
 
 /**
