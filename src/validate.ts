@@ -78,8 +78,14 @@ export function badTimer(value: unknown, name: string, cb: unknown): never {
   throw new Error('unreachable');
 }
 
-/** Signals a process can catch: the OS's own list, without those it cannot (SIGKILL, SIGSTOP). */
+/** Signals a process cannot catch. */
 const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP']);
+/**
+ * Signals the kernel raises for a fault of the thread itself. A handler that runs
+ * later, as a loop callback, cannot repair the fault: the faulting instruction
+ * would run again and fault again, forever.
+ */
+const FAULTS = new Set(['SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL']);
 
 function osSignals(): Record<string, number> | null {
   try {
@@ -91,7 +97,8 @@ function osSignals(): Record<string, number> | null {
 
 /**
  * Throws a TypeError unless `signal` names a signal of this OS that a process can
- * catch. Returns its number.
+ * catch and a loop callback can handle (not SIGKILL, SIGSTOP, nor the fault signals
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL). Returns its number.
  */
 export function checkSignal(signal: unknown): number {
   if (typeof signal !== 'string') throw new TypeError(`signal must be a signal name such as 'SIGTERM', got ${describe(signal)}`);
@@ -100,5 +107,6 @@ export function checkSignal(signal: unknown): number {
     throw new TypeError(`signal must be a signal name of this OS such as 'SIGTERM' (see os.constants.signals), got ${describe(signal)}`);
   }
   if (UNCATCHABLE.has(signal)) throw new TypeError(`signal ${signal} cannot be caught, so it cannot have a handler`);
+  if (FAULTS.has(signal)) throw new TypeError(`signal ${signal} reports a fault of the thread itself, which a loop callback cannot handle`);
   return number;
 }

@@ -32,6 +32,7 @@ const cases: Case[] = [
   ['addSignalHandler with a name that is no signal of this OS', (l) => l.addSignalHandler('SIGFOO', fn), TypeError, /^signal must be a signal name of this OS .* got string "SIGFOO"/],
   ['addSignalHandler with SIGKILL, which cannot be caught', (l) => l.addSignalHandler('SIGKILL', fn), TypeError, /^signal SIGKILL cannot be caught/],
   ['addSignalHandler with SIGSTOP, which cannot be caught', (l) => l.addSignalHandler('SIGSTOP', fn), TypeError, /^signal SIGSTOP cannot be caught/],
+  ['addSignalHandler with SIGSEGV, a fault of the thread itself', (l) => l.addSignalHandler('SIGSEGV', fn), TypeError, /^signal SIGSEGV reports a fault of the thread itself/],
   ['removeSignalHandler with a name that is no signal of this OS', (l) => l.removeSignalHandler('SIGFOO'), TypeError, /^signal must be a signal name of this OS/],
   ['PeriodicCallback with a zero period', (l) => new PeriodicCallback(fn, 0, 0, l), RangeError, /^callbackTimeMs must be a positive/],
   ['PeriodicCallback with a jitter above 1', (l) => new PeriodicCallback(fn, 10, 2, l), RangeError, /^jitter must be a number from 0 to 1/],
