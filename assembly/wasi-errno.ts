@@ -4,6 +4,8 @@
 // 0 success, 1 2big, 2 acces, ... 76 notcapable); the core returns Linux's numbers
 // negated, as the native shim does, so the runtime names both the same way
 // (SysError's `code`). test/wasi-build.test.ts checks every entry against the OS.
+// The package's provider adds three numbers past preview1's for failed name
+// lookups (bindings/wasi/errno.ts, ERRNO_EXT_*).
 
 /** Linux's errno for preview1 errno 0 .. 76. `notcapable` (76), which Linux does
  * not have, becomes EPERM; 0 (success) stays 0. */
@@ -25,9 +27,22 @@ const WASI_ERRNO_COUNT: u32 = 77;
 /** EIO: what a number preview1 does not define becomes. */
 const LINUX_EIO: i32 = 5;
 
-/** Linux's number for a preview1 errno; a number preview1 does not define becomes
- * EIO, a failure with no better name. */
+/** The package's provider returns 256, 257 and 258 for a failed name lookup
+ * (preview1 has no number for it); they become libuv's UV_EAI_NONAME, UV_EAI_AGAIN
+ * and UV_EAI_FAIL, which the native shim returns for the same failures (Node names
+ * them EAI_NONAME, EAI_AGAIN, EAI_FAIL). */
+const EXT_LOOKUP_FIRST: u32 = 256;
+const UV_EAI_NONAME: i32 = 3008;
+const UV_EAI_AGAIN: i32 = 3001;
+const UV_EAI_FAIL: i32 = 3004;
+
+/** Linux's number for a preview1 errno (libuv's for a name lookup); a number
+ * neither preview1 nor the provider defines becomes EIO, a failure with no
+ * better name. */
 export function errnoFromWasi(errno: u32): i32 {
-  if (errno >= WASI_ERRNO_COUNT) return LINUX_EIO;
-  return <i32>load<u8>(LINUX_ERRNO + <usize>errno);
+  if (errno < WASI_ERRNO_COUNT) return <i32>load<u8>(LINUX_ERRNO + <usize>errno);
+  if (errno == EXT_LOOKUP_FIRST) return UV_EAI_NONAME;
+  if (errno == EXT_LOOKUP_FIRST + 1) return UV_EAI_AGAIN;
+  if (errno == EXT_LOOKUP_FIRST + 2) return UV_EAI_FAIL;
+  return LINUX_EIO;
 }
