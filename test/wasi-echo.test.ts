@@ -53,7 +53,7 @@ async function converse(port: number, c: number): Promise<{ bytes: number; wrong
     socket.once('connect', resolve);
     socket.once('error', reject);
   });
-  let held = Buffer.alloc(0);
+  let held: Buffer = Buffer.alloc(0);
   let want = 0;
   let wake: (() => void) | null = null;
   let failure: Error | null = null;

@@ -6,7 +6,8 @@
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { IOLoop, READ, WRITE, type Sys } from '../src/index';
+import { IOLoop, READ, WRITE } from '../src/index';
+import type { Sys } from '../src/sys';
 
 const ROOT = path.join(__dirname, '..');
 
