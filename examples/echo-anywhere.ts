@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   }
 
   const buf = new Uint8Array(64 * 1024);
-  const onConn = (c: Conn, events: number): void => {
+  const onConn = (registered: unknown, events: number): void => {
+    const c = registered as Conn;
     try {
       if (c.pending !== null) {
         if ((events & WRITE) === 0) return;
