@@ -420,6 +420,18 @@ export interface SignalDisposition {
 /** Which poller a watcher thread waits on (see {@link NativeShim.watcherOpen}). */
 export type WatcherKind = 'epoll' | 'poll';
 
+/**
+ * An environment variable, or undefined when it is unset or the host refuses to
+ * tell (Deno without --allow-env throws on any read of process.env). Never throws.
+ */
+export function envVar(name: string): string | undefined {
+  try {
+    return typeof process === 'object' ? process.env[name] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The JavaScript runtime this package runs in. */
 export interface HostRuntime {
   /** 'node', 'bun', 'deno', or another runtime's name. */
@@ -457,7 +469,7 @@ const PACKAGE_ROOT = path.join(__dirname, '..');
  * test/package.test.ts checks that an installed tarball loads it from here.
  */
 function candidates(): { path: string; source: NativeSource }[] {
-  const fromEnv = process.env.WASM_IOLOOP_NATIVE_PATH;
+  const fromEnv = envVar('WASM_IOLOOP_NATIVE_PATH');
   if (fromEnv) return [{ path: fromEnv, source: 'WASM_IOLOOP_NATIVE_PATH' }];
   let libc = 'glibc';
   try {
@@ -483,7 +495,7 @@ interface LoadResult {
 let cached: LoadResult | undefined;
 
 function load(): LoadResult {
-  if (process.env.WASM_IOLOOP_NO_NATIVE === '1') {
+  if (envVar('WASM_IOLOOP_NO_NATIVE') === '1') {
     return { shim: null, reason: 'disabled by WASM_IOLOOP_NO_NATIVE=1', path: '', source: null };
   }
   const failures: string[] = [];

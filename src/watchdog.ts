@@ -20,7 +20,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Engine, Logger } from './engine';
-import { hostRuntime } from './native';
+import { envVar, hostRuntime } from './native';
 import { describe } from './validate';
 
 /** What the addon's `take` says about a span the watchdog fired for. */
@@ -91,9 +91,8 @@ let cached: LoadResult | undefined;
 
 function load(): LoadResult {
   const none = (reason: string): LoadResult => ({ addon: null, reason });
-  const env = typeof process === 'object' ? process.env : {};
-  if (env.WASM_IOLOOP_NO_NATIVE === '1') return none('disabled by WASM_IOLOOP_NO_NATIVE=1');
-  if (env.WASM_IOLOOP_NO_WATCHDOG === '1') return none('disabled by WASM_IOLOOP_NO_WATCHDOG=1');
+  if (envVar('WASM_IOLOOP_NO_NATIVE') === '1') return none('disabled by WASM_IOLOOP_NO_NATIVE=1');
+  if (envVar('WASM_IOLOOP_NO_WATCHDOG') === '1') return none('disabled by WASM_IOLOOP_NO_WATCHDOG=1');
   switch (hostRuntime.runtime) {
     case 'node':
       break;

@@ -239,7 +239,7 @@ let tmp = '';
 let app = '';
 let installed = '';
 let pack: { filename: string; size: number; unpackedSize: number; entryCount: number; files: { path: string; size: number }[] };
-const runs: Record<'node' | 'deno' | 'denoNoFfi' | 'bun', Promise<Run>> = {} as never;
+const runs: Record<'node' | 'deno' | 'denoNoFfi' | 'denoReadOnly' | 'bun', Promise<Run>> = {} as never;
 
 async function phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
   const t = Date.now();
@@ -288,6 +288,7 @@ beforeAll(async () => {
   runs.node = timed('node probe', run(NODE, ['probe.mjs'], app, env));
   runs.deno = timed('deno probe -A', run(deno, [...denoArgs, '-A', 'probe.mjs'], app, env));
   runs.denoNoFfi = timed('deno probe -A --deny-ffi', run(deno, [...denoArgs, '-A', '--deny-ffi', 'probe.mjs'], app, env));
+  runs.denoReadOnly = timed('deno probe --allow-read', run(deno, [...denoArgs, '--allow-read', 'probe.mjs'], app, env));
   runs.bun = timed('bun probe', run(executable(BUN), ['--no-install', 'probe.mjs'], app, env));
 }, 240_000);
 
@@ -370,6 +371,13 @@ test('Deno without FFI permission: the portable driver, IOLoop.host().native say
   expect(got.backend).toBe('none');
   expect(got.timer?.fired).toBe(true);
   expect(got.handler).toBeUndefined();
+}, 90_000);
+
+test('Deno with read permission only (no env, no FFI): the package imports, falls back and says why, and timers run', async () => {
+  const got = await probeOf(runs.denoReadOnly);
+  expect(got.host).toMatchObject({ runtime: 'deno', drivers: ['portable'] });
+  expect(got.host.native).toMatch(/--allow-ffi/);
+  expect(got.timer?.fired).toBe(true);
 }, 90_000);
 
 test('Bun: the prebuilt shim loads and its watcher thread drives the loop', async () => {
