@@ -44,7 +44,11 @@
 // - node:wasi polls one fd once: its second subscription of an fd shares the
 //   first's direction, which is why EV_WRITE comes first (a handler that asked for
 //   both is told it can write, writes, and drops WRITE); with more than one fd its
-//   poll_oneoff returns only when all of them are ready or the timeout passes.
+//   poll_oneoff returns only when all of them are ready or the timeout passes; with
+//   a zero timeout it reports no fd at all; and a subscription of a closed fd
+//   followed by any other kills the process (a null dereference). So an fd closed
+//   through closeFd while registered is no longer subscribed, as epoll drops a
+//   closed fd from its set (test/wasi-node.test.ts shows each of these).
 //
 // Invariants
 // - `opened` is true between open and close; add, modify and remove only mark the
@@ -53,10 +57,10 @@
 
 import {
   EV_READ, EV_WRITE, EVENT_SIZE, EVENT_TOKEN_OFFSET, EVENT_EVENTS_OFFSET,
-  MAX_POLL_TIMEOUT, ERRNO_EBADF, ERRNO_ENOMEM, ERRNO_ENOSYS,
+  MAX_POLL_TIMEOUT, HANDLER_SLOT_BITS, ERRNO_EBADF, ERRNO_ENOMEM, ERRNO_ENOSYS,
 } from "./layout";
 import { regionGrow, grantedBytes } from "./memory";
-import { handlerSlotsUsed, handlerFdAt, handlerInterestAt, handlerTokenAt } from "./handlers";
+import { handlerSlotsUsed, handlerFdAt, handlerInterestAt, handlerTokenAt, handler_slot } from "./handlers";
 import { errnoFromWasi } from "./wasi-errno";
 
 // ---------------------------------------------------------------- imports
@@ -159,6 +163,11 @@ let serial: u32 = 0;
 let scratchBase: usize = 0;
 let scratchCapacity: usize = 0;
 
+/** By handler slot: ~token of a registration whose fd closeFd closed (0: none; no
+ * handler token is 0xffffffff, so ~token is never 0). Its subscriptions are left out. */
+let closedBase: usize = 0;
+let closedCapacity: usize = 0; // bytes
+
 /** Words for the calls' results: [0, 8) an iovec, [8, 16) results, [16, 24) a u64. */
 // @ts-ignore: decorator
 @lazy const words: usize = memory.data(24, 16);
@@ -206,7 +215,7 @@ function rebuild(): bool {
   let e: u32 = 0;
   for (let slot: u32 = 0; slot < slotCount; slot++) {
     let fd = handlerFdAt(slot);
-    if (fd < 0) continue;
+    if (fd < 0 || isClosed(slot)) continue;
     let interest = handlerInterestAt(slot);
     if ((interest & (EV_READ | EV_WRITE)) == 0) continue;
     let entry = entriesBase + <usize>e * ENTRY_SIZE;
@@ -228,6 +237,31 @@ function rebuild(): bool {
   store<u64>(s, <u64>entry, SUB_USERDATA);
   store<u8>(s, type, SUB_TAG);
   store<u32>(s, <u32>fd, SUB_FD);
+}
+
+/** True if the registration in `slot` is of an fd closeFd closed. */
+// @ts-ignore: decorator
+@inline function isClosed(slot: u32): bool {
+  return <usize>slot * 4 < closedCapacity && load<u32>(closedBase + <usize>slot * 4) == ~handlerTokenAt(slot);
+}
+
+/** Leaves the registration of `fd`, if any, out of the subscriptions from now on. */
+function markClosed(fd: i32): void {
+  let slot = handler_slot(fd);
+  if (slot < 0) return;
+  let p = ensure(closedBase, closedCapacity, (<u64>slot + 1) * 4);
+  if (p == 0) return; // out of memory: the registration stays subscribed
+  closedBase = p;
+  closedCapacity = grantedBytes;
+  store<u32>(closedBase + <usize>slot * 4, ~handlerTokenAt(<u32>slot));
+  stale = true;
+}
+
+/** Forgets the mark of the slot a token names (its registration is new, or gone). */
+// @ts-ignore: decorator
+@inline function clearClosed(token: u32): void {
+  let slot = token & ((1 << HANDLER_SLOT_BITS) - 1);
+  if (<usize>slot * 4 < closedCapacity) store<u32>(closedBase + <usize>slot * 4, 0);
 }
 
 /** The monotonic clock in ns, or -1 if the host cannot read it. */
@@ -327,6 +361,7 @@ function pollOnce(ms: u64): i32 {
       ? fd_write(fd, iov, 1, words + 8)
       : fd_read(fd, iov, 1, words + 8);
     if (err != 0 && errnoFromWasi(err) == ERRNO_EBADF) return -ERRNO_EBADF;
+    clearClosed(token);
     stale = true;
     return 0;
   }
@@ -338,6 +373,7 @@ function pollOnce(ms: u64): i32 {
   }
 
   export function remove(fd: i32, token: u32): i32 {
+    clearClosed(token);
     stale = true;
     return 0;
   }
@@ -391,9 +427,12 @@ function pollOnce(ms: u64): i32 {
     return result(fd_write(fd, iovec(ptr, len), 1, words + 8));
   }
 
+  /** fd_close; a registered fd it closes is no longer subscribed. */
   export function closeFd(fd: i32): i32 {
     let err = fd_close(fd);
-    return err != 0 ? -errnoFromWasi(err) : 0;
+    if (err != 0) return -errnoFromWasi(err);
+    markClosed(fd);
+    return 0;
   }
 
   export function accept(fd: i32): i32 {

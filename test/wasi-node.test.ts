@@ -120,3 +120,42 @@ test.each(['sock_recv', 'sock_send', 'sock_accept', 'sock_shutdown'])(
   },
   30_000,
 );
+
+/** Runs a case of fixtures/wasi-node-limits.ts in a child process. */
+async function limit(mode: string): Promise<{ out: string; code: number | null; signal: string | null }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--no-warnings', '--import', 'tsx', path.join(FIXTURES, 'wasi-node-limits.ts'), mode], { cwd: path.join(__dirname, '..') }, (error, stdout) => {
+      const e = error as (Error & { code?: number; signal?: string }) | null;
+      resolve({ out: stdout, code: e === null ? 0 : (e.code ?? null), signal: e?.signal ?? null });
+    });
+  });
+}
+
+describe("node:wasi's poll_oneoff, as the WASI build meets it", () => {
+  test('with two fds registered and one ready, a poll returns only at its timeout', async () => {
+    const r = JSON.parse((await limit('two')).out);
+    expect(r.n).toBe(1);
+    expect(r.events).toEqual([0x001]);
+    expect(r.ms).toBeGreaterThanOrEqual(290);
+  }, 30_000);
+
+  test('READ | WRITE on one fd is polled for WRITE only (node:wasi polls an fd once, in its first direction)', async () => {
+    expect(JSON.parse((await limit('read-write')).out)).toMatchObject({ n: 1, events: [0x004] });
+  }, 30_000);
+
+  test('a zero timeout reports no fd, even a ready one; a 1 ms timeout reports it at once', async () => {
+    const r = JSON.parse((await limit('zero')).out);
+    expect(r.zero).toMatchObject({ n: 0, events: [] });
+    expect(r.one).toMatchObject({ n: 1, events: [0x001] });
+    expect(r.one.ms).toBeLessThan(50);
+  }, 30_000);
+
+  test('a subscription of a closed fd before another kills the process; the WASI build leaves an fd it closed out', async () => {
+    const raw = await limit('raw-closed');
+    expect(raw.out).toBe('calling poll_oneoff\n');
+    expect(raw.signal).toBe('SIGSEGV');
+    const closed = await limit('closed');
+    expect({ code: closed.code, signal: closed.signal }).toEqual({ code: 0, signal: null });
+    expect(JSON.parse(closed.out)).toMatchObject({ closed: 0, poll: { n: 1, events: [0x001] } });
+  }, 30_000);
+});

@@ -230,3 +230,22 @@ test('the descriptor calls pass through, with Linux errno numbers', () => {
   expect(core.sys_buffer(1 << 20)).toBeGreaterThan(0);
   expect(core.clock_now()).toBe(1);
 });
+
+test('an fd closed through sys_close while registered is no longer subscribed, until it is registered again', () => {
+  const { host, core } = scripted();
+  core.handler_add(5, READ);
+  core.handler_add(6, READ);
+  core.poll(0);
+  expect(fds(host.polls.at(-1)!)).toEqual(['read 5 #0', 'read 6 #1']);
+  expect(core.sys_close(5)).toBe(0);
+  core.poll(0);
+  expect(fds(host.polls.at(-1)!)).toEqual(['read 6 #0']);
+  // A close the host refuses changes nothing.
+  expect(core.sys_close(99)).toBe(-E.EBADF);
+  // The registration is still the table's until removed; the number may come back.
+  expect(core.handler_count()).toBe(2);
+  core.handler_remove(5);
+  core.handler_add(5, WRITE);
+  core.poll(0);
+  expect(fds(host.polls.at(-1)!)).toEqual(['write 5 #0', 'read 6 #1']);
+});
