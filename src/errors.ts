@@ -62,3 +62,28 @@ export const enum Errno {
   EPIPE = 32,
   ENOSYS = 38,
 }
+
+/**
+ * A channel's queue is full and the message cannot wait for room: thrown by
+ * `post()` on the loop's own thread (which cannot wait for itself to drain the
+ * queue). In any other thread `post()` waits instead, and `tryPost()` returns
+ * false. The message was not queued.
+ */
+export class ChannelFullError extends Error {
+  constructor(message = 'the channel is full') {
+    super(message);
+    this.name = 'ChannelFullError';
+  }
+}
+
+/**
+ * The channel is closed: its loop was closed (or its thread ended without
+ * closing it), or this sender was closed. Thrown by `post()` and `tryPost()`; the
+ * message was not queued.
+ */
+export class ChannelClosedError extends Error {
+  constructor(message = 'the channel is closed') {
+    super(message);
+    this.name = 'ChannelClosedError';
+  }
+}

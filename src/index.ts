@@ -8,5 +8,6 @@
 export { NONE, READ, WRITE, ERROR } from './constants';
 export { IOLoop, type FdLike, type Handler, type IOLoopOptions, type LoopStats, type Duration, type Timeout, type Logger } from './ioloop';
 export { PeriodicCallback } from './periodic';
-export { SysError, TimeoutError } from './errors';
+export { SysError, TimeoutError, ChannelFullError, ChannelClosedError } from './errors';
+export { openChannel, type ChannelPort, type ChannelSender, type ChannelOptions } from './channel';
 export { sys } from './sys';

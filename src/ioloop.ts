@@ -13,6 +13,7 @@ import { loadNative } from './native';
 import { checkBackend, chooseLoop, defaultBackend, hostInfo, openDriver, wasiHostFor, type HostInfo } from './selection';
 import { LoopSignals } from './signals';
 import type { Sys } from './sys';
+import { closeChannelsOf, createChannelOn, type ChannelOptions, type ChannelPort } from './channel';
 import { closeWatch, setBlockingThreshold } from './watchdog';
 import { badTimer, checkEvents, checkFunction, checkNumber, checkSignal, describe, durationSeconds, filenoOf, type Duration, type FdLike } from './validate';
 
@@ -516,17 +517,41 @@ export class IOLoop {
     // Signal watches go before the engine closes the waker they write to.
     this.signals?.close();
     this.signals = null;
+    closeChannelsOf(engine); // before the engine closes the waker the channels' ids name
     engine.close();
     if (currentLoopOf() === this) setCurrentLoop(null);
   }
 
   // ---------------------------------------------------------------- threads and signals
 
-  /** Not available in this version. @throws Error */
-  createChannel<T>(onMessage: (msg: T) => unknown): never {
+  /**
+   * Makes a channel into this loop: `onMessage(msg)` runs on the loop's thread for
+   * each message posted through it, in order (each sender's in the order it
+   * posted, different senders' in the order they entered the queue), none lost or
+   * doubled. Returns its port, plain data (shared memory and the id of the loop's
+   * waker) to send to a Worker with postMessage or workerData; `openChannel(port)`
+   * there (or on this thread) gives the sender. Messages are copied as postMessage
+   * copies them. A post wakes the loop through its waker (an eventfd in its
+   * poller), and posts that come before the loop has looked share one wake-up, so
+   * a burst costs a few wake-ups, not one each. onMessage runs during the
+   * iteration's handlers; what it throws, or a promise it returns rejects with, is
+   * logged and the next message follows. A drain delivers at most
+   * max(capacity, 64) messages, then the rest in the next iteration.
+   *
+   * The channel lives until the loop closes. close() then closes it: posts throw
+   * ChannelClosedError, and what was queued and not yet delivered is dropped, with
+   * one `logger.warn` that says how many. Works under the guest driver (libuv or
+   * the watcher thread) and the blocking driver. Loop's thread only.
+   * @param opts.capacity messages queued at most (default 1024); opts.bytes the
+   *   ring's size (see ChannelOptions).
+   * @throws TypeError if `onMessage` is not a function or an option is not an
+   *   integer; RangeError for an option out of range; Error on a closed loop, or
+   *   when the loop has no waker (no native shim: the portable driver); SysError
+   *   if the waker cannot be made.
+   */
+  createChannel<T>(onMessage: (msg: T) => unknown, opts?: ChannelOptions): ChannelPort {
     this.checkOpen();
-    checkFunction(onMessage, 'onMessage');
-    throw new Error('createChannel is not available in this version');
+    return createChannelOn(this.engine, this.logger, (fn) => this.addCallback(fn), onMessage, opts);
   }
 
   /**
