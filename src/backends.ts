@@ -146,6 +146,8 @@ interface WasiSockets {
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean): number;
   connectTcp(host: string, port: number): number;
   localPort(fd: number): number;
+  pipe?: (() => [number, number] | number) | null;
+  socketpair?: (() => [number, number] | number) | null;
 }
 
 /**
@@ -187,8 +189,17 @@ function sockExtensionOf(host: WasiHost): SockExtension | null {
   return null;
 }
 
-/** The socket calls of a host with `wasm_ioloop_sock`, over scratch space in the core's memory; null for any other host. */
+/**
+ * The socket calls of a host: its own `sockets()` where it has them in this
+ * convention (the package's provider), else its `wasm_ioloop_sock` calls over
+ * scratch space in the core's memory; null for a host with neither.
+ */
 function socketsOf(host: WasiHost, core: () => CoreExports): WasiSockets | null {
+  const own = (host as { sockets?: () => Partial<WasiSockets> | null }).sockets;
+  if (typeof own === 'function') {
+    const s = own.call(host);
+    if (typeof s?.listenTcp === 'function' && typeof s.connectTcp === 'function' && typeof s.localPort === 'function') return s as WasiSockets;
+  }
   const ext = sockExtensionOf(host);
   if (ext === null) return null;
   const encoder = new TextEncoder();
@@ -258,6 +269,14 @@ function wasiBackend(host: WasiHost): Backend {
   return backend;
 }
 
+/** A pair from a host's pipe or socketpair call; ENOSYS where it has none. */
+function pairOf(make: (() => [number, number] | number) | null | undefined, syscall: string, nosys: (syscall: string, detail?: string) => never): [number, number] {
+  if (typeof make !== 'function') return nosys(syscall, 'this WASI host makes no pipes or socket pairs');
+  const r = make();
+  if (typeof r === 'number') throw new SysError(-r, syscall);
+  return r;
+}
+
 /** Bytes one read or write moves at most: one host call, as a partial read or write. */
 const WASI_CHUNK = 64 * 1024;
 
@@ -286,9 +305,10 @@ function okWasi(r: number, syscall: string, detail?: string): number {
  * pass-through exports, so every call goes to the host the poller watches.
  * read/write: fd_read/fd_write (at most WASI_CHUNK bytes per call); close:
  * fd_close; accept: sock_accept. listenTcp, connectTcp and localPort: the host's
- * `wasm_ioloop_sock` calls where it offers them (the package's provider), else
- * SysError ENOSYS; pipe and socketpair: ENOSYS (no preview1 host makes them; the
- * provider has TCP sockets only). Under node:wasi, accept throws ENOSYS without
+ * socket calls where it offers them (the package's provider's sockets(), or any
+ * host's `wasm_ioloop_sock`), else SysError ENOSYS; pipe and socketpair: the
+ * host's where its sockets() has them (the provider's has none), else ENOSYS.
+ * Under node:wasi, accept throws ENOSYS without
  * calling sock_accept: node:wasi's sock_* calls dereference a null socket on the
  * only fds it has (its stdio) and kill the process. Errors are SysErrors with the
  * native sys's codes (preview1's errno numbers are mapped to Linux's in the core).
@@ -306,10 +326,10 @@ function wasiSys(core: () => CoreExports, sockets: () => WasiSockets | null, nod
   };
   return {
     pipe(): [number, number] {
-      return nosys('pipe', 'a WASI host has TCP sockets at most');
+      return pairOf(sockets()?.pipe, 'pipe', nosys);
     },
     socketpair(): [number, number] {
-      return nosys('socketpair', 'a WASI host has TCP sockets at most');
+      return pairOf(sockets()?.socketpair, 'socketpair', nosys);
     },
     read(fd: number, buf: Uint8Array): number {
       checkWasiFd(fd);

@@ -209,3 +209,63 @@ test('without the native shim the default loop is wasi over the provider: it ech
   // The child printed before it stopped its loop, its sockets still open, and then
   // exited by itself: execFile resolved.
 }, 40_000);
+
+test("a host with only the wasm_ioloop_sock module: loop.sys's socket calls go through the core's memory, with the same codes", async () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { WasiProvider } = require('../bindings/wasi') as typeof import('../bindings/wasi');
+  const provider = new WasiProvider({ ref: false });
+  // The provider without its JavaScript sockets(): the extension module only.
+  const host = {
+    wasiImport: provider.wasiImport,
+    imports: () => provider.imports(),
+    initialize: (i: WebAssembly.Instance) => provider.initialize(i),
+    onReady: (cb: () => void) => provider.onReady(cb),
+  };
+  const loop = new IOLoop({ wasi: host, makeCurrent: false });
+  const sys = loop.sys;
+  const listener = sys.listenTcp('127.0.0.1', 0);
+  const port = sys.localPort(listener);
+  expect(port).toBeGreaterThan(0);
+  serveEcho(loop, sys, listener);
+  const client = sys.connectTcp('127.0.0.1', port);
+  const unknown = sys.connectTcp('no-such-host.invalid', 80);
+  const got = await loop.run(
+    () =>
+      new Promise<{ echo: string; lookup?: string }>((resolve) => {
+        const result: { echo: string; lookup?: string } = { echo: '' };
+        const buf = new Uint8Array(64);
+        let sent = false;
+        loop.addHandler(
+          client,
+          (_fd, events) => {
+            if (!sent && (events & WRITE) !== 0) {
+              sent = sys.write(client, new TextEncoder().encode('via wasm_ioloop_sock')) > 0;
+              loop.updateHandler(client, READ);
+            } else if ((events & READ) !== 0) {
+              const n = sys.read(client, buf);
+              result.echo += new TextDecoder().decode(buf.subarray(0, Math.max(n, 0)));
+              if (result.echo.length >= 20 && result.lookup !== undefined) resolve(result);
+            }
+          },
+          READ | WRITE,
+        );
+        loop.addHandler(
+          unknown,
+          () => {
+            try {
+              sys.read(unknown, buf);
+            } catch (e) {
+              result.lookup = (e as { code?: string }).code;
+            }
+            loop.removeHandler(unknown);
+            if (result.echo.length >= 20) resolve(result);
+          },
+          READ,
+        );
+      }),
+    { timeout: 20 },
+  );
+  expect(got).toEqual({ echo: 'via wasm_ioloop_sock', lookup: 'EAI_NONAME' });
+  expect(() => sys.localPort(999)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'getsockname' }));
+  loop.close({ allFds: true });
+}, 30_000);
