@@ -422,11 +422,20 @@ static void run_w7(const char *config, size_t ms) {
   w7.ms = ms;
   w7.connections_arg = strtoul(config, NULL, 10);
   if (w7.connections_arg == 0) fail(what, "unknown configuration");
-  /* The Lua scripts are in bench/lib, next to bench/peers where this source is (or where W7_LIB says). */
+  /* The Lua scripts: $W7_LIB, else bench/lib next to this source's bench/peers, else
+   * next to the binary's bench/.build (where the harness builds it). */
   const char *lib = getenv("W7_LIB"), *src = __FILE__, *slash = strrchr(src, '/');
+  char exe[2048], probe[4300];
+  ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[el > 0 ? el : 0] = 0;
+  char *exe_slash = strrchr(exe, '/');
+  if (exe_slash != NULL) *exe_slash = 0;
   if (lib != NULL) snprintf(w7.lib, sizeof w7.lib, "%s", lib);
-  else if (slash != NULL) snprintf(w7.lib, sizeof w7.lib, "%.*s/../lib", (int)(slash - src), src);
-  else snprintf(w7.lib, sizeof w7.lib, "../lib");
+  else {
+    snprintf(w7.lib, sizeof w7.lib, "%.*s/../lib", slash ? (int)(slash - src) : 1, slash ? src : ".");
+    snprintf(probe, sizeof probe, "%s/w7-check.lua", w7.lib);
+    if (access(probe, R_OK) != 0 && exe_slash != NULL) snprintf(w7.lib, sizeof w7.lib, "%s/../lib", exe);
+  }
   loop_t loop;
   loop_init(&loop);
   w7.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
