@@ -1,4 +1,7 @@
-// The timer heap: a binary min-heap of flat 16-byte entries.
+// The timer heap: a binary min-heap of flat 16-byte entries, for the timers the
+// wheel (wheel.ts) does not hold: deadlines past its reach (more than about 68
+// minutes of seconds ahead of its cursor, or not finite), and any timer the wheel
+// had no memory for. Its region is also the wheel's scratch space for sorting.
 //
 //   offset 0  f64 deadline
 //   offset 8  u64 key       (sequence << TIMER_SLOT_BITS) | slot
@@ -11,15 +14,18 @@
 //
 // Invariants
 // - For every i > 0: entry[(i - 1) >> 1] is not after entry[i].
-// - For every i < heapLength: the place of the slot in entry[i] is i. Every move
-//   of an entry updates it, which is what lets `heapRemoveAt` take a timer out of
-//   any position in O(log n).
-// - heapLength <= heapCapacity <= TIMER_SLOTS; no deadline is NaN (the caller
-//   refuses NaN, which would compare false both ways and break the order).
+// - For every i < heapLength: the place of the slot in entry[i] is PLACE_HEAP | i.
+//   Every move of an entry updates it, which is what lets `heapRemoveAt` take a
+//   timer out of any position in O(log n).
+// - heapCapacity >= the timer slots handed out (timers.ts grows it with them), so
+//   every pending timer fits: a push never allocates, and the entries past
+//   heapLength can hold any one bucket of the wheel while it is sorted.
+// - No deadline is NaN (the caller refuses NaN, which would compare false both
+//   ways and break the order).
 
-import { TIMER_SLOTS, TIMER_SLOT_BITS } from "./layout";
+import { TIMER_SLOTS } from "./layout";
 import { regionGrowDoubling, grantedBytes } from "./memory";
-import { setSlotPlace } from "./timer-slots";
+import { setSlotPlace, PLACE_HEAP } from "./timer-slots";
 
 const ENTRY_SIZE: usize = 16;
 const SLOT_MASK: u64 = <u64>(TIMER_SLOTS - 1);
@@ -28,9 +34,6 @@ const INITIAL_ENTRIES: u64 = 1024;
 export let heapBase: usize = 0;
 export let heapLength: u32 = 0;
 export let heapCapacity: u32 = 0;
-
-/** The next insertion number. Only its low 40 bits survive the shift into a key. */
-let nextSequence: u64 = 0;
 
 /**
  * True if entry (d1, k1) comes before entry (d2, k2).
@@ -43,7 +46,7 @@ let nextSequence: u64 = 0;
  * the counter may wrap freely.
  */
 // @ts-ignore: decorator
-@inline function before(d1: f64, k1: u64, d2: f64, k2: u64): bool {
+@inline export function before(d1: f64, k1: u64, d2: f64, k2: u64): bool {
   return d1 < d2 || (d1 == d2 && <i64>(k1 - k2) < 0);
 }
 
@@ -52,7 +55,7 @@ let nextSequence: u64 = 0;
   let p = heapBase + (<usize>i << 4);
   store<f64>(p, d);
   store<u64>(p, k, 8);
-  setSlotPlace(<u32>(k & SLOT_MASK), i);
+  setSlotPlace(<u32>(k & SLOT_MASK), PLACE_HEAP | i);
 }
 
 /** Moves the entry (d, k), which belongs at hole `i` or above, up to its place. */
@@ -111,9 +114,8 @@ export function heapGrow(): bool {
   return true;
 }
 
-/** Inserts a timer; the caller has checked `heapHasRoom()` and that `deadline` is not NaN. */
-export function heapPush(deadline: f64, slot: u32): void {
-  let key = (nextSequence++ << <u64>TIMER_SLOT_BITS) | <u64>slot;
+/** Inserts an entry; the caller has checked `heapHasRoom()` and that `deadline` is not NaN. */
+export function heapPush(deadline: f64, key: u64): void {
   siftUp(heapLength++, deadline, key);
 }
 
@@ -121,6 +123,24 @@ export function heapPush(deadline: f64, slot: u32): void {
 // @ts-ignore: decorator
 @inline export function heapMinDeadline(): f64 {
   return heapLength != 0 ? load<f64>(heapBase) : Infinity;
+}
+
+/** The key of the earliest entry; the caller has checked heapLength > 0. */
+// @ts-ignore: decorator
+@inline export function heapMinKey(): u64 {
+  return load<u64>(heapBase, 8);
+}
+
+/** The deadline of entry i (< heapLength). */
+// @ts-ignore: decorator
+@inline export function heapDeadlineAt(i: u32): f64 {
+  return load<f64>(heapBase + (<usize>i << 4));
+}
+
+/** Free space past the entries, for heapCapacity - heapLength entries of 16 bytes. */
+// @ts-ignore: decorator
+@inline export function heapScratch(): usize {
+  return heapBase + (<usize>heapLength << 4);
 }
 
 /** Removes the earliest entry and returns its slot; the caller has checked heapLength > 0. */

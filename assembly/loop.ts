@@ -13,8 +13,7 @@
 // tight loop of i32/f64 calls.
 
 import { MAX_POLL_TIMEOUT } from "./layout";
-import { timers_collect, timersDuePending, timersFired } from "./timers";
-import { heapMinDeadline } from "./heap";
+import { timers_collect, timersDuePending, timersFired, timerMinDeadline } from "./timers";
 import { eventsDelivered, readyClear } from "./ready";
 
 let iterations: f64 = 0;
@@ -58,7 +57,7 @@ export function iteration_begin(now: f64): i32 {
  */
 export function poll_timeout(now: f64, callbacks_pending: i32): f64 {
   if (callbacks_pending != 0 || timersDuePending() != 0) return 0;
-  let next = heapMinDeadline();
+  let next = timerMinDeadline();
   // No timers, or only ones that never fire.
   if (next == Infinity) return MAX_POLL_TIMEOUT;
   let wait = next - now;
