@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds dist/: CommonJS with type declarations from src/, plus an ES module
+// Builds dist/: CommonJS with type declarations from src/ (and bindings/wasi, the
+// WASI provider, into dist/wasi), plus an ES module
 // entry (dist/index.mjs) that re-exports the CommonJS one by name, so the package
 // works from both `require` and `import` with one copy of its state.
 'use strict';
@@ -10,9 +11,13 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 const dist = path.join(root, 'dist');
 fs.rmSync(dist, { recursive: true, force: true });
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], {
-  stdio: 'inherit',
-});
+// The runtime, and the package's WASI provider (bindings/wasi) beside it in dist/wasi,
+// where src/selection.ts looks for it in the built package.
+for (const project of ['tsconfig.build.json', 'tsconfig.wasi.json']) {
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, project)], {
+    stdio: 'inherit',
+  });
+}
 const names = Object.keys(require(path.join(dist, 'index.js'))).filter((n) => n !== '__esModule' && n !== 'default');
 const mjs = [
   '// ES module entry: the CommonJS build, re-exported by name (one copy of the state).',

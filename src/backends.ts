@@ -239,7 +239,7 @@ const WASI_CALLS = { ctl: 'poll_oneoff', wait: 'poll_oneoff' } as const;
 
 function wasiBackend(host: WasiHost): Backend {
   let core: CoreExports | null = null;
-  const exports = (): CoreExports => {
+  const coreOf = (): CoreExports => {
     if (core === null) throw new Error("backend 'wasi': the core is not instantiated yet");
     return core;
   };
@@ -252,7 +252,7 @@ function wasiBackend(host: WasiHost): Backend {
     // The host's monotonic clock, the one its poll_oneoff waits on; performance.now()
     // where the host cannot read it.
     clock: realClock(() => {
-      const t = exports().clock_now();
+      const t = coreOf().clock_now();
       return t >= 0 ? t : performance.now() / 1000;
     }),
     watchesFds: true,
@@ -264,7 +264,7 @@ function wasiBackend(host: WasiHost): Backend {
       core = instantiateWasiCore(host).exports;
       return core;
     },
-    sys: wasiSys(exports, () => (sockets === undefined ? (sockets = socketsOf(host, exports)) : sockets), nodeWasi),
+    sys: wasiSys(coreOf, () => (sockets === undefined ? (sockets = socketsOf(host, coreOf)) : sockets), nodeWasi),
   };
   return backend;
 }

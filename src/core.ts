@@ -382,10 +382,12 @@ export function instantiateWasiCore(host: WasiHost, what = 'options.wasi'): Wasi
     }
   }
   const instance = new WebAssembly.Instance(coreWasiModule(), { wasi_snapshot_preview1: preview1 as WebAssembly.ModuleImports });
-  const exports = instance.exports as unknown as CoreExports;
+  // Not named `exports`: in the CommonJS build that name is the module's own, which
+  // the reference to WASI_IMPORTS above compiles to.
+  const core = instance.exports as unknown as CoreExports;
   if (typeof host.initialize === 'function') host.initialize(instance);
-  else if (typeof host.setMemory === 'function') host.setMemory(exports.memory);
-  return { exports, instance, missing };
+  else if (typeof host.setMemory === 'function') host.setMemory(core.memory);
+  return { exports: core, instance, missing };
 }
 
 /**

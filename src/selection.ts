@@ -18,6 +18,7 @@
 // Bun and Deno (no libuv), and for the poll backend everywhere, the shim's watcher
 // thread waits (WatcherDriver).
 
+import * as fs from 'fs';
 import * as path from 'path';
 import { BACKEND_NAMES, type AnyBackendName, type Backend, type BackendName } from './backends';
 import type { WasiHost } from './core';
@@ -103,21 +104,23 @@ export function setWasiProvider(factory: ProviderFactory | null | undefined): vo
 }
 
 /**
- * The provider is TypeScript in bindings/wasi, beside src/: loaded where the host
- * runs TypeScript (tsx, jest, Bun, Deno; Deno's require needs the file's name).
- * Its sockets are unref'd, as native fds are: a running loop keeps the host alive
- * through its driver, a stopped or closed one does not.
+ * The provider: dist/wasi/index.js in the built package (scripts/build-ts.js puts
+ * it there), or its TypeScript source bindings/wasi/index.ts beside src/ where the
+ * host runs TypeScript (tsx, jest, Bun, Deno; Deno's require needs the file's
+ * name). Its sockets are unref'd, as native fds are: a running loop keeps the host
+ * alive through its driver, a stopped or closed one does not.
  */
 function loadWasiProvider(): ProviderFactory | null {
-  try {
-    const { WasiProvider } = require(path.join(__dirname, '..', 'bindings', 'wasi', 'index.ts')) as {
-      WasiProvider: new (options?: { ref?: boolean }) => WasiHost;
-    };
-    if (typeof WasiProvider !== 'function') return null;
-    return () => new WasiProvider({ ref: false });
-  } catch {
-    return null;
+  for (const file of [path.join(__dirname, 'wasi', 'index.js'), path.join(__dirname, '..', 'bindings', 'wasi', 'index.ts')]) {
+    try {
+      if (!fs.existsSync(file)) continue;
+      const { WasiProvider } = require(file) as { WasiProvider: new (options?: { ref?: boolean }) => WasiHost };
+      if (typeof WasiProvider === 'function') return () => new WasiProvider({ ref: false });
+    } catch {
+      // A host that refuses the read, or a source it cannot run: try the next.
+    }
   }
+  return null;
 }
 
 /** True for a host that tells when an fd may have become ready, so the portable driver can wait for it. */
