@@ -295,7 +295,9 @@ export class HttpServer {
   }
 
   private drop(conn: Connection): void {
-    if (!this.conns.delete(conn.fd)) return;
+    // Only once, and never a later connection that got the same fd number.
+    if (this.conns.get(conn.fd) !== conn) return;
+    this.conns.delete(conn.fd);
     this.loop.removeHandler(conn.fd);
     sys.close(conn.fd);
   }
