@@ -36,7 +36,7 @@ interface HostSpec {
   readonly has?: { readonly backends: string[]; readonly drivers: string[] };
 }
 
-const PORTABLE_ONLY = { backends: ['fake'], drivers: ['portable'] };
+const PORTABLE_ONLY = { backends: ['wasi', 'fake'], drivers: ['portable'] };
 
 const ALL = COMBOS.map((c) => c.name);
 

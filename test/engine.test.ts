@@ -117,7 +117,7 @@ test('IOLoop.host() names the runtime, the shim and what a loop can have here', 
     runtime: 'node',
     version: process.versions.node,
     native: true,
-    backends: ['epoll', 'poll', 'fake'],
+    backends: ['epoll', 'poll', 'wasi', 'fake'],
     drivers: ['guest', 'blocking', 'portable'],
     watchdog: true,
   });

@@ -64,7 +64,8 @@ test('constructor options are checked', () => {
   expect(() => new IOLoop({ time: 5 as never })).toThrow(/options.time must be a function/);
   expect(() => new IOLoop({ logger: {} as never })).toThrow(/options.logger must have error\(\) and warn\(\)/);
   expect(() => new IOLoop({ backend: 'fake', time: () => 1 })).toThrow(/options.time cannot be used with backend 'fake'/);
-  expect(() => new IOLoop({ backend: 'wasi' })).toThrow(/^backend 'wasi' is not available here: this host \(node .*; native shim in use\) has backends epoll, poll, fake and drivers guest, blocking, portable$/);
+  expect(() => new IOLoop({ backend: 'wasi', driver: 'guest' })).toThrow(/^driver 'guest' watches the poller's fd, and backend 'wasi' has none/);
+  expect(() => new IOLoop({ backend: 'epoll', wasi: {} })).toThrow(/^options.wasi is for backend 'wasi' only; this loop's backend is 'epoll'$/);
   expect(() => new IOLoop({ driver: 'portable', backend: 'epoll' })).toThrow(/^driver 'portable' watches no fds: it works with backend 'fake' or with none named, not 'epoll'/);
   expect(() => IOLoop.configure('kqueue' as never)).toThrow(/^backend must be one of epoll, poll, wasi, fake/);
 });

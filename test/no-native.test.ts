@@ -11,10 +11,12 @@ test('without the native shim, timers and callbacks run on the portable driver a
     env: { ...process.env, WASM_IOLOOP_NO_NATIVE: '1' },
   });
   const got = JSON.parse(stdout);
-  expect(got).toMatchObject({ configuredBackend: 'none', order: ['callback', 'timer'], value: 'ran', ticks: 3, fakeTime: 3600 });
-  const summary = 'this host (node ' + process.versions.node + '; native shim not used (disabled by WASM_IOLOOP_NO_NATIVE=1)) has backends fake and drivers portable';
-  expect(got.host).toEqual({ runtime: 'node', version: process.versions.node, native: 'disabled by WASM_IOLOOP_NO_NATIVE=1', backends: ['fake'], drivers: ['portable'], watchdog: 'disabled by WASM_IOLOOP_NO_NATIVE=1' });
-  expect(got.addHandler).toMatch(/^addHandler: this loop's backend 'none' watches no fds; backends that watch fds here: none \(native shim not used: disabled by WASM_IOLOOP_NO_NATIVE=1\)$/);
+  // The default loop without the shim: the WASI build over the package's own provider.
+  expect(got).toMatchObject({ configuredBackend: 'wasi', listens: true, order: ['callback', 'timer'], value: 'ran', ticks: 3, fakeTime: 3600 });
+  const summary = 'this host (node ' + process.versions.node + '; native shim not used (disabled by WASM_IOLOOP_NO_NATIVE=1)) has backends wasi, fake and drivers portable';
+  expect(got.host).toEqual({ runtime: 'node', version: process.versions.node, native: 'disabled by WASM_IOLOOP_NO_NATIVE=1', backends: ['wasi', 'fake'], drivers: ['portable'], watchdog: 'disabled by WASM_IOLOOP_NO_NATIVE=1' });
+  expect(got.loopPipe).toMatch(/ENOSYS/);
+  expect(got.addHandler).toMatch(/^addHandler: this loop's backend 'none' watches no fds; backends that watch fds here: wasi \(native shim not used: disabled by WASM_IOLOOP_NO_NATIVE=1\)$/);
   expect(got.epoll).toBe(`backend 'epoll' is not available here: ${summary}`);
   expect(got.guest).toBe(`driver 'guest' is not available here: ${summary}`);
   expect(got.pipe).toBe('sys needs the native shim, which is not used here: disabled by WASM_IOLOOP_NO_NATIVE=1');

@@ -341,7 +341,7 @@ test('the tarball holds dist/, wasm/core.wasm and the one prebuilt shim, and the
 function expectNative(got: Probe, runtime: string): void {
   expect(got.sameInstance).toBe(true);
   expect(got.root).toBe(fs.realpathSync(installed));
-  expect(got.host).toMatchObject({ runtime, native: true, backends: ['epoll', 'poll', 'fake'], drivers: ['guest', 'blocking', 'portable'] });
+  expect(got.host).toMatchObject({ runtime, native: true, backends: ['epoll', 'poll', 'wasi', 'fake'], drivers: ['guest', 'blocking', 'portable'] });
   expect(got.status).toEqual({ loaded: true, reason: '', path: path.join(got.root, prebuiltFile()), source: 'prebuilt' });
   expect(got.backend).toBe('epoll');
   expect(got.timer?.fired).toBe(true);
@@ -364,11 +364,11 @@ test('Deno -A: the same, from node_modules, offline', async () => {
 test('Deno without FFI permission: the portable driver, IOLoop.host().native says why, timers still run', async () => {
   const got = await probeOf(runs.denoNoFfi);
   expect(got.sameInstance).toBe(true);
-  expect(got.host).toMatchObject({ runtime: 'deno', backends: ['fake'], drivers: ['portable'] });
+  expect(got.host).toMatchObject({ runtime: 'deno', backends: ['wasi', 'fake'], drivers: ['portable'] });
   expect(got.host.native).toEqual(expect.stringContaining(`prebuilt ${path.join(got.root, prebuiltFile())} failed to load`));
   expect(got.host.native).toMatch(/--allow-ffi/);
   expect(got.status).toMatchObject({ loaded: false, source: null, path: '' });
-  expect(got.backend).toBe('none');
+  expect(got.backend).toBe('wasi'); // the package's own WASI provider over Deno's node:net
   expect(got.timer?.fired).toBe(true);
   expect(got.handler).toBeUndefined();
 }, 90_000);
