@@ -7,7 +7,9 @@
 // workerData carry to other threads; openChannel(port) there gives a sender.
 //
 // Shared memory
-//   control  CONTROL_BYTES of Int32 words, each hot word on its own 64-byte line:
+//   control  CONTROL_BYTES of Int32 words, the hot ones on 64-byte lines by who
+//            writes them (COUNT and TAIL, which a poster writes one after the
+//            other, share one):
 //     COUNT    low 29 bits: messages counted in (reserved, or about to be) and not
 //              yet consumed, at most `capacity`; bit 30 CLOSED (the loop closed
 //              the channel); bit 29 ABANDONED (the loop's thread ended without
@@ -39,10 +41,12 @@
 //      room: undo the count, full
 //   4. write the length and the payload, Atomics.store the tag (commit)
 //   5. if PENDING is 0 and this poster moves it to 1: wakeId(waker)
-//   Full: post waits on SPACE for room (Atomics.wait) and tries again, except on
+//   Full: post waits on SPACE (Atomics.wait) until the queue is down to three
+//   quarters of its capacity and its record fits, then tries again, except on
 //   the loop's thread, which cannot wait for itself (ChannelFullError); tryPost
-//   returns false. Whoever undoes a count or makes room notifies SPACE if a
-//   poster waits.
+//   returns false. The loop notifies SPACE when it makes room and a poster waits
+//   (for a count, only once the queue is that low), and so does a poster that
+//   undoes a count.
 // The loop drains records in ring order and stops at the first one not committed
 // (its poster wakes the loop once it commits). Records are in the order their
 // posters reserved them (step 3): per sender that is the order of its posts, and
@@ -70,11 +74,11 @@ import { checkFunction, describe } from './validate';
 
 // ---------------------------------------------------------------- the layout
 
-/** Int32 indices of the control words (16 words = 64 bytes apart). */
+/** Int32 indices of the control words (a line is 16 words). */
 const COUNT = 0;
+const TAIL = 1;
 const PENDING = 16;
 const HEAD = 32;
-const TAIL = 48;
 const SPACE = 64;
 const WAITERS = 80;
 /** A word nobody notifies: the loop's close sleeps on it between checks. */
@@ -573,6 +577,16 @@ class Ring {
   }
 }
 
+/**
+ * Posters waiting for room wait until the queue is down to this many messages
+ * (three quarters of capacity), and the loop wakes them only then: a full channel
+ * then costs one futex wake-up per quarter of its capacity, not one per message
+ * the loop takes.
+ */
+function lowWaterOf(capacity: number): number {
+  return capacity - Math.max(1, capacity >> 2);
+}
+
 /** The record size of a payload. */
 function recordBytes(payload: number): number {
   return HEADER_BYTES + ((payload + 7) & ~7);
@@ -592,6 +606,7 @@ class Receiver {
   private wrapped = new Uint8Array(0);
   closed = false;
   readonly budget: number;
+  private readonly lowWater: number;
   private continuing = false;
 
   constructor(
@@ -602,20 +617,33 @@ class Receiver {
     this.control = new Int32Array(port.control);
     this.ring = new Ring(port.ring);
     this.budget = Math.max(port.capacity, MIN_DRAIN_BUDGET);
+    this.lowWater = lowWaterOf(port.capacity);
   }
 
   /**
    * Delivers what is committed, in ring order, at most `budget` messages; a
-   * drain that stops there goes on in a loop callback. PENDING is cleared first.
+   * drain that stops there goes on in a loop callback. PENDING is cleared first
+   * (see the header).
    */
   drain(): void {
     if (this.closed) return;
-    const control = this.control;
-    Atomics.store(control, PENDING, 0);
+    Atomics.store(this.control, PENDING, 0);
+    const n = this.take(0);
+    if (this.closed) return;
+    this.publish();
+    if (n >= this.budget && !this.continuing) {
+      // More may be committed: the rest waits for the next iteration, so a
+      // stream of posts does not starve the loop's other work.
+      this.continuing = true;
+      this.hub.schedule(this.continueDrain);
+    }
+  }
+
+  /** Delivers committed records until one is not, or `n` reaches the budget: the new `n`. */
+  private take(n: number): number {
     const ring = this.ring;
     const words = ring.words;
     const mask = ring.mask;
-    let n = 0;
     while (n < this.budget) {
       const at = this.head & mask;
       const tag = Atomics.load(words, at >> 2);
@@ -635,15 +663,9 @@ class Receiver {
       if (++this.unpublished >= PUBLISH_EVERY) this.publish();
       n++;
       if (ok) this.deliver(msg);
-      if (this.closed) return;
+      if (this.closed) break;
     }
-    this.publish();
-    if (n === this.budget && !this.continuing) {
-      // More may be committed: the rest waits for the next iteration, so a
-      // stream of posts does not starve the loop's other work.
-      this.continuing = true;
-      this.hub.schedule(this.continueDrain);
-    }
+    return n;
   }
 
   private readonly continueDrain = (): void => {
@@ -703,7 +725,7 @@ class Receiver {
     Atomics.store(control, HEAD, this.head);
     Atomics.sub(control, COUNT, this.unpublished);
     this.unpublished = 0;
-    if (Atomics.load(control, WAITERS) > 0) {
+    if (Atomics.load(control, WAITERS) > 0 && (Atomics.load(control, COUNT) & COUNT_MASK) <= this.lowWater) {
       Atomics.add(control, SPACE, 1);
       Atomics.notify(control, SPACE);
     }
@@ -945,6 +967,8 @@ class Sender<T> implements ChannelSender<T> {
   private readonly capacity: number;
   private readonly waker: number;
   private readonly onLoopThread: boolean;
+  /** A poster that found the channel full waits until no more than this many messages are queued. */
+  private readonly lowWater: number;
   private closed = false;
 
   constructor(
@@ -954,6 +978,7 @@ class Sender<T> implements ChannelSender<T> {
     this.control = new Int32Array(port.control);
     this.ring = new Ring(port.ring);
     this.capacity = port.capacity;
+    this.lowWater = lowWaterOf(port.capacity);
     this.waker = port.waker;
     this.onLoopThread = port.thread === thisThread();
   }
@@ -1122,7 +1147,7 @@ class Sender<T> implements ChannelSender<T> {
         if ((count & ENDED) !== 0) throw this.closedError(count);
         const head = Atomics.load(control, HEAD);
         const used = (Atomics.load(control, TAIL) - head) >>> 0;
-        if ((count & COUNT_MASK) < this.capacity && used + size <= this.ring.size) return;
+        if ((count & COUNT_MASK) <= this.lowWater && used + size <= this.ring.size) return;
         if (Atomics.wait(control, SPACE, seq, PROBE_MS) === 'timed-out') {
           // Still full: make sure the loop is there to drain (this also wakes it).
           if (this.native.wakeId(this.waker) < 0) this.lostLoop();
