@@ -68,7 +68,7 @@ import { Buffer } from 'node:buffer';
 import { types as utilTypes } from 'node:util';
 import { PortableDriver } from './drivers';
 import type { Engine, Logger, Waker } from './engine';
-import { ChannelClosedError, ChannelFullError, Errno } from './errors';
+import { ChannelClosedError, ChannelFullError, SysError } from './errors';
 import { requireNative, type NativeShim } from './native';
 import { checkFunction, describe } from './validate';
 
@@ -137,7 +137,9 @@ const PROBE_MS = 250;
  * nothing. Treat it as opaque; its fields may change between versions.
  */
 export interface ChannelPort {
+  /** What this object is, for openChannel's check. */
   readonly kind: 'wasm-ioloop.channel';
+  /** The layout of its shared memory; openChannel refuses one it does not read. */
   readonly version: number;
   /** COUNT, PENDING, HEAD, TAIL, SPACE, WAITERS and the layout words. */
   readonly control: SharedArrayBuffer;
@@ -805,7 +807,7 @@ class Hub {
     const id = native.wakerRegister(this.waker.fd);
     if (id < 0) {
       this.waker.remove();
-      throw new Error(`createChannel: the waker could not be registered (${errnoText(-id)})`);
+      throw new SysError(-id, 'wakerRegister', 'createChannel: the waker could not be registered');
     }
     this.id = id;
   }
@@ -839,8 +841,8 @@ class Hub {
     this.waker.remove();
     if (stuck > 0) {
       this.logger.error(
-        `IOLoop.close(): ${stuck} poster(s) were still inside post() after ${CLOSE_WAIT_MS} ms ` +
-          '(a thread terminated in the middle of a post?); what they queued is counted below',
+        `IOLoop.close(): ${stuck} post(s) had reserved room and not finished after ${CLOSE_WAIT_MS} ms ` +
+          '(a thread terminated in the middle of post()?); those messages are neither delivered nor counted as dropped',
       );
     }
     if (dropped > 0) {
@@ -850,10 +852,6 @@ class Hub {
 }
 
 const hubs = new WeakMap<Engine, Hub>();
-
-function errnoText(errno: number): string {
-  return errno === Errno.EBADF ? 'EBADF' : errno === Errno.ENOMEM ? 'ENOMEM' : `errno ${errno}`;
-}
 
 function pow2AtLeast(n: number): number {
   let p = 1;
