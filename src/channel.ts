@@ -66,7 +66,6 @@
 
 import { Buffer } from 'node:buffer';
 import { types as utilTypes } from 'node:util';
-import { PortableDriver } from './drivers';
 import type { Engine, Logger, Waker } from './engine';
 import { ChannelClosedError, ChannelFullError, SysError } from './errors';
 import { requireNative, type NativeShim } from './native';
@@ -892,7 +891,7 @@ export function createChannelOn(
   if (native === null) {
     throw new Error(`createChannel needs the native shim's waker; this loop's backend '${engine.backend.name}' has none`);
   }
-  if ((engine as unknown as { driver: unknown }).driver instanceof PortableDriver) {
+  if (!engine.wakerWatched()) {
     throw new Error("createChannel needs a driver that waits for the waker (guest or blocking); the portable driver waits only for timers");
   }
   let hub = hubs.get(engine);

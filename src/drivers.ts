@@ -38,6 +38,8 @@ export interface Driver {
   readonly waitsInPoll: boolean;
   /** The driver waits again only when armed after each turn (the watcher thread). */
   readonly rearmAfterTurn: boolean;
+  /** A write to the loop's waker makes the driver turn (false for host timers only). */
+  readonly watchesWaker: boolean;
   /** The wait a failed turn reports, for its SysError's `syscall`. */
   readonly waitCall: string;
   /** Starts waiting on the loop's behalf; a started driver keeps the host alive. */
@@ -53,6 +55,7 @@ export interface Driver {
 /** The guest driver in Node: the poller's fd nested in Node's libuv loop. */
 export class GuestDriver implements Driver {
   readonly waitsInPoll = false;
+  readonly watchesWaker = true;
   readonly rearmAfterTurn = false;
   readonly waitCall = 'uv_poll';
   private readonly handle: object;
@@ -93,6 +96,7 @@ export class GuestDriver implements Driver {
  */
 export class WatcherDriver implements Driver {
   readonly waitsInPoll = false;
+  readonly watchesWaker = true;
   readonly rearmAfterTurn = true;
   readonly waitCall = 'poll';
   private readonly handle: object;
@@ -136,6 +140,7 @@ export class WatcherDriver implements Driver {
  */
 export class PortableDriver implements Driver {
   readonly waitsInPoll = false;
+  readonly watchesWaker = false;
   readonly rearmAfterTurn = false;
   readonly waitCall = 'setTimeout';
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -208,6 +213,7 @@ export class PortableDriver implements Driver {
  */
 export class BlockingDriver implements Driver {
   readonly waitsInPoll = true;
+  readonly watchesWaker = true;
   readonly rearmAfterTurn = false;
   readonly waitCall: string;
   private run = 0; // the number of the current run; a stopped run sees a newer one and ends

@@ -60,6 +60,7 @@ import type { Clock } from './clock';
 import { coreLayout, type CoreExports } from './core';
 import { TURN_TIMER, type Driver } from './drivers';
 import { Errno, SysError } from './errors';
+import { beginShare, endCallback, endShare } from './shared-clock';
 import { DurationHistogram } from './histogram';
 import type { Watch } from './watchdog';
 
@@ -199,6 +200,11 @@ export class Engine {
   /** Attaches the driver (made after the engine, since it calls back into it). */
   attach(driver: Driver): void {
     this.driver = driver;
+  }
+
+  /** Whether a write to the waker makes this loop turn (its driver watches the poller). */
+  wakerWatched(): boolean {
+    return this.driver.watchesWaker;
   }
 
   /** The loop's clock, in seconds. */
@@ -370,10 +376,15 @@ export class Engine {
     this.pollAndDispatch(timeoutMs);
   }
 
-  /** Steps 1–3: collects the due timers, runs the callbacks, then the timers. Returns how many user functions ran. */
+  /**
+   * Steps 1–3: collects the due timers, runs the callbacks, then the timers. Returns
+   * how many user functions ran. Relative timers they start share clock reads
+   * (shared-clock.ts): each callback's and timer's are committed when it returns,
+   * and any left when this returns or throws.
+   */
   runDue(): number {
     const core = this.core;
-    // With no timer in the heap nothing can be due, and the clock is not read.
+    // With no timer pending nothing can be due, and the clock is not read.
     const earliest = core.timer_next_deadline();
     const now = earliest === Infinity ? -Infinity : this.time();
     const ndue = core.iteration_begin(now);
@@ -381,8 +392,13 @@ export class Engine {
     // subtraction on iterations that fire timers, and no wake-up of its own.
     if (ndue > 0) this.lag.record(now - earliest);
     const ncallbacks = this.callbacks.length;
-    if (ncallbacks > 0) this.runCallbacks();
-    if (ndue > 0 && this.state === State.Running) this.runTimers();
+    const outer = beginShare(this);
+    try {
+      if (ncallbacks > 0) this.runCallbacks();
+      if (ndue > 0 && this.state === State.Running) this.runTimers();
+    } finally {
+      endShare(outer);
+    }
     return ncallbacks + ndue;
   }
 
@@ -470,6 +486,7 @@ export class Engine {
       this.timerFns[slot] = undefined;
       this.timerArg[slot] = undefined;
       this.invoke(fn, arg, 'timeout');
+      endCallback();
       if (this.state !== State.Running) return;
     }
   }

@@ -75,7 +75,9 @@ export class LoopSignals {
     private readonly engine: Engine,
     private readonly queue: (cb: SignalCallback) => void,
   ) {
-    this.native = engine.backend.native;
+    // The shim's signal watch wakes the loop through its waker; a driver that does
+    // not watch the waker (portable) gets the host's process.on delivery instead.
+    this.native = engine.wakerWatched() ? engine.backend.native : null;
   }
 
   /**
