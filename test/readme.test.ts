@@ -43,3 +43,17 @@ test("the README's worker-thread example serves a socket from a blocking loop an
     fs.rmSync(file);
   }
 });
+
+test("the README's channel example delivers a worker's 1,000 messages and exits", async () => {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const example = /## Channels: reaching a loop from other threads[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  expect(example).toContain('openChannel');
+  const file = path.join(root, 'examples', `.readme-channel-${process.pid}.mts`);
+  fs.writeFileSync(file, `${example!}console.log(\`received \${got}\`);\n`);
+  try {
+    const { stdout } = await promisify(execFile)(path.join(root, 'node_modules', '.bin', 'tsx'), [file], { cwd: root, timeout: 20_000 });
+    expect(stdout).toBe('received 1000\n');
+  } finally {
+    fs.rmSync(file);
+  }
+});
