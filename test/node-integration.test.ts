@@ -128,5 +128,5 @@ test.each([
   expect(got.value).toBe(value);
   expect(got.READ).toBe(1);
   expect(got.kinds).toEqual(['function', 'function', 'function', 'function']);
-  expect(got.names).toEqual(['ERROR', 'IOLoop', 'NONE', 'PeriodicCallback', 'READ', 'SysError', 'TimeoutError', 'WRITE', 'sys']);
+  expect(got.names).toEqual(['ChannelClosedError', 'ChannelFullError', 'ERROR', 'IOLoop', 'NONE', 'PeriodicCallback', 'READ', 'SysError', 'TimeoutError', 'WRITE', 'openChannel', 'sys']);
 });
