@@ -220,16 +220,8 @@ static void on_timer(uv_timer_t *h) { guest_turn(h->data, IOLOOP_TURN_TIMER); }
  * closed guest is an Error unless allow_closed. */
 static ioloop_guest *arg_guest(napi_env env, napi_value v, const char *fn,
                                bool allow_closed) {
-  napi_valuetype t = napi_undefined;
-  bool tagged = false;
-  void *data = NULL;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object ||
-      napi_check_object_type_tag(env, v, &guest_tag, &tagged) != napi_ok || !tagged ||
-      napi_unwrap(env, v, &data) != napi_ok || data == NULL) {
-    ioloop_throw_arg(env, v, fn, "g", "an object returned by guestOpen");
-    return NULL;
-  }
-  ioloop_guest *g = data;
+  ioloop_guest *g = ioloop_arg_wrapped(env, v, &guest_tag, fn, "g", "an object returned by guestOpen");
+  if (g == NULL) return NULL;
   if (g->closed && !allow_closed) {
     ioloop_throw(env, false, "ERR_GUEST_CLOSED", "%s: guest driver is closed", fn);
     return NULL;

@@ -327,16 +327,7 @@ static void handle_finalize(napi_env env, void *data, void *hint) {
 
 /* The handle behind argument `v`, or NULL with a TypeError thrown. */
 static sig_handle *arg_handle(napi_env env, napi_value v, const char *fn) {
-  napi_valuetype t = napi_undefined;
-  bool tagged = false;
-  void *data = NULL;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object ||
-      napi_check_object_type_tag(env, v, &signal_tag, &tagged) != napi_ok || !tagged ||
-      napi_unwrap(env, v, &data) != napi_ok || data == NULL) {
-    ioloop_throw_arg(env, v, fn, "h", "an object returned by signalOpen");
-    return NULL;
-  }
-  return data;
+  return ioloop_arg_wrapped(env, v, &signal_tag, fn, "h", "an object returned by signalOpen");
 }
 
 /* The open slot of argument `v`, or NULL with an Error thrown. */

@@ -233,6 +233,24 @@ static inline bool ioloop_arg_function(napi_env env, napi_value v,
   return true;
 }
 
+/* The native struct wrapped in argument `v` by this shim under `tag`, or NULL with
+ * a TypeError thrown ("<fn>: <name> must be <rule>"). The tag keeps an object
+ * wrapped by another addon, or by another part of this one, from being taken for
+ * ours. */
+static inline void *ioloop_arg_wrapped(napi_env env, napi_value v, const napi_type_tag *tag,
+                                       const char *fn, const char *name, const char *rule) {
+  napi_valuetype t = napi_undefined;
+  bool tagged = false;
+  void *data = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object ||
+      napi_check_object_type_tag(env, v, tag, &tagged) != napi_ok || !tagged ||
+      napi_unwrap(env, v, &data) != napi_ok || data == NULL) {
+    ioloop_throw_arg(env, v, fn, name, rule);
+    return NULL;
+  }
+  return data;
+}
+
 /* Return helpers: NULL (with an exception pending) if N-API itself fails. */
 static inline napi_value ioloop_int(napi_env env, int32_t x) {
   napi_value v = NULL;

@@ -407,16 +407,8 @@ static void call_turn(napi_env env, napi_value js_cb, void *context, void *data)
  * closed watcher is an Error unless allow_closed. */
 static ioloop_watcher *arg_watcher(napi_env env, napi_value v, const char *fn,
                                    bool allow_closed) {
-  napi_valuetype t = napi_undefined;
-  bool tagged = false;
-  void *data = NULL;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object ||
-      napi_check_object_type_tag(env, v, &watcher_tag, &tagged) != napi_ok || !tagged ||
-      napi_unwrap(env, v, &data) != napi_ok || data == NULL) {
-    ioloop_throw_arg(env, v, fn, "w", "an object returned by watcherOpen");
-    return NULL;
-  }
-  ioloop_watcher *w = data;
+  ioloop_watcher *w = ioloop_arg_wrapped(env, v, &watcher_tag, fn, "w", "an object returned by watcherOpen");
+  if (w == NULL) return NULL;
   if (w->closed && !allow_closed) {
     ioloop_throw(env, false, "ERR_WATCHER_CLOSED", "%s: watcher is closed", fn);
     return NULL;
