@@ -507,6 +507,112 @@ function sortEntries(base: usize, n: u32): void {
   sortRange(base, n, 2 * (32 - <i32>clz(n)));
 }
 
+/** Sub-buckets of the radix pass: counts, then starts, of up to 2^RADIX_BITS. */
+const RADIX_BITS: i32 = 12;
+const radixCounts: usize = memory.data(4 << RADIX_BITS, 16);
+
+/**
+ * Copies bucket b's live entries to `dst` in (deadline, sequence) order; returns
+ * how many. Positive doubles order as their bit patterns do, so when every deadline
+ * is positive one counting pass over the top bits of (bits - min bits) scatters the
+ * entries straight from the chunks into sub-buckets of about one entry each, and an
+ * insertion sort finishes; the random deadlines of W1 cost 64 ns a timer in the
+ * quicksort, which branches on every comparison. Otherwise (a deadline <= 0, or a
+ * sub-bucket of more than 32 entries) the comparison sort does it.
+ */
+function sortedGather(b: u32, dst: usize): u32 {
+  let h = header(b);
+  let n = load<u32>(h, H_LIVE);
+  let first = load<u32>(h, H_FIRST);
+  let last = load<u32>(h, H_LAST);
+  let lo: u64 = <u64>-1;
+  let hi: u64 = 0;
+  let e = first;
+  // Pass 1: the range of the deadlines' bits. Any deadline <= 0 (or -Infinity) has
+  // its sign bit set or is zero; +Infinity sorts right as bits. NaN marks dead ones.
+  let positive = true;
+  while (true) {
+    let c = e >> CHUNK_BITS;
+    let end = (last >> CHUNK_BITS) == c ? last + 1 : (c << CHUNK_BITS) + CHUNK_ENTRIES;
+    for (let i = e; i < end; i++) {
+      let d = load<f64>(entryAt(i));
+      if (isNaN(d)) continue;
+      if (!(d > 0)) positive = false;
+      let bits = reinterpret<u64>(d);
+      if (bits < lo) lo = bits;
+      if (bits > hi) hi = bits;
+    }
+    if ((last >> CHUNK_BITS) == c) break;
+    e = (nextChunk(c) << CHUNK_BITS) | 1;
+  }
+  if (!positive || n <= 32) {
+    let m = gather(b, dst);
+    sortEntries(dst, m);
+    return m;
+  }
+  let radix = min<i32>(RADIX_BITS, 32 - <i32>clz(n - 1));
+  let width = 64 - <i32>clz(hi - lo);
+  let shift = <u64>max<i32>(0, width - radix);
+  let buckets = 1 << radix;
+  memory.fill(radixCounts, 0, <usize>buckets << 2);
+  // Pass 2: counts per sub-bucket.
+  e = first;
+  while (true) {
+    let c = e >> CHUNK_BITS;
+    let end = (last >> CHUNK_BITS) == c ? last + 1 : (c << CHUNK_BITS) + CHUNK_ENTRIES;
+    for (let i = e; i < end; i++) {
+      let d = load<f64>(entryAt(i));
+      if (isNaN(d)) continue;
+      let q = radixCounts + (<usize>((reinterpret<u64>(d) - lo) >> shift) << 2);
+      store<u32>(q, load<u32>(q) + 1);
+    }
+    if ((last >> CHUNK_BITS) == c) break;
+    e = (nextChunk(c) << CHUNK_BITS) | 1;
+  }
+  // Counts to starts; note the largest sub-bucket.
+  let sum: u32 = 0;
+  let most: u32 = 0;
+  for (let i = 0; i < buckets; i++) {
+    let q = radixCounts + (<usize>i << 2);
+    let count = load<u32>(q);
+    if (count > most) most = count;
+    store<u32>(q, sum);
+    sum += count;
+  }
+  // Pass 3: scatter, keeping chain order within a sub-bucket.
+  e = first;
+  while (true) {
+    let c = e >> CHUNK_BITS;
+    let end = (last >> CHUNK_BITS) == c ? last + 1 : (c << CHUNK_BITS) + CHUNK_ENTRIES;
+    for (let i = e; i < end; i++) {
+      let p = entryAt(i);
+      let d = load<f64>(p);
+      if (isNaN(d)) continue;
+      let q = radixCounts + (<usize>((reinterpret<u64>(d) - lo) >> shift) << 2);
+      let at = load<u32>(q);
+      store<u32>(q, at + 1);
+      let r = dst + (<usize>at << 4);
+      store<f64>(r, d);
+      store<u64>(r, load<u64>(p, 8), 8);
+    }
+    if ((last >> CHUNK_BITS) == c) break;
+    e = (nextChunk(c) << CHUNK_BITS) | 1;
+  }
+  // Entries of different sub-buckets are in order already.
+  if (most <= 32) {
+    insertionSort(dst, n);
+  } else {
+    let start: u32 = 0;
+    for (let i = 0; i < buckets; i++) {
+      // After the scatter each start has moved to the next sub-bucket's start.
+      let next = load<u32>(radixCounts + (<usize>i << 2));
+      if (next - start > 1) sortEntries(dst + (<usize>start << 4), next - start);
+      start = next;
+    }
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------- emission
 
 /** Hands (d, k) to the due list, after every heap entry that comes before it. */
@@ -554,8 +660,7 @@ function emitBucket(b: u32, now: f64, partial: bool): void {
     return;
   }
   let scratch = heapScratch();
-  let n = gather(b, scratch);
-  sortEntries(scratch, n);
+  let n = sortedGather(b, scratch);
   let k: u32 = n;
   if (partial) {
     k = 0;
