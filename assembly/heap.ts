@@ -12,6 +12,9 @@
 // The slot rides along in the key's low bits, so a comparison reads two adjacent
 // words of one entry and never follows a pointer.
 //
+// The top of the same region holds the pending relative timers (pending.ts), the
+// first of them in the last entry: heapLength + pendingCount <= heapCapacity.
+//
 // Invariants
 // - For every i > 0: entry[(i - 1) >> 1] is not after entry[i].
 // - For every i < heapLength: the place of the slot in entry[i] is PLACE_HEAP | i.
@@ -107,11 +110,31 @@ function siftDown(i: u32, d: f64, k: u64): void {
 /** Doubles the heap region (or grows it by one chunk if doubling does not fit).
  * Returns false, changing nothing, if memory is exhausted. */
 export function heapGrow(): bool {
+  let oldCapacity = heapCapacity;
   let p = regionGrowDoubling(heapBase, heapCapacity, ENTRY_SIZE, INITIAL_ENTRIES, <u64>TIMER_SLOTS);
   if (p == 0) return false;
   heapBase = p;
   heapCapacity = <u32>(grantedBytes / ENTRY_SIZE);
+  // The pending timers stay at the top, counted from the end: their places hold.
+  if (pendingCount != 0) {
+    let bytes = <usize>pendingCount << 4;
+    memory.copy(heapBase + (<usize>heapCapacity << 4) - bytes, heapBase + (<usize>oldCapacity << 4) - bytes, bytes);
+  }
   return true;
+}
+
+/** The number of pending relative timers (pending.ts) at the top of the region. */
+export let pendingCount: u32 = 0;
+
+// @ts-ignore: decorator
+@inline export function setPendingCount(n: u32): void {
+  pendingCount = n;
+}
+
+/** Pending timer i, counted from the top of the region (0 is the last entry). */
+// @ts-ignore: decorator
+@inline export function pendingAt(i: u32): usize {
+  return heapBase + (<usize>(heapCapacity - 1 - i) << 4);
 }
 
 /** Inserts an entry; the caller has checked `heapHasRoom()` and that `deadline` is not NaN. */
@@ -137,7 +160,8 @@ export function heapPush(deadline: f64, key: u64): void {
   return load<f64>(heapBase + (<usize>i << 4));
 }
 
-/** Free space past the entries, for heapCapacity - heapLength entries of 16 bytes. */
+/** Free space past the entries, for heapCapacity - heapLength - pendingCount entries
+ * of 16 bytes. */
 // @ts-ignore: decorator
 @inline export function heapScratch(): usize {
   return heapBase + (<usize>heapLength << 4);

@@ -19,7 +19,7 @@ export {
 export { loop_init, loop_fd, loop_close, iteration_begin, poll_timeout,
   stat_iterations, stat_timers_fired, stat_events } from "./loop";
 export { timer_start, timer_stop, timer_count, timer_next_deadline,
-  timers_collect, timer_next_due } from "./timers";
+  timers_collect, timer_next_due, timer_start_after, timers_commit } from "./timers";
 export { handler_add, handler_update, handler_remove, handler_slot, handler_count,
   waker_add } from "./handlers";
 export { poll, event_next } from "./ready";

@@ -5,8 +5,9 @@
 // SlotRecord itself:
 //   offset 0  u32 generation  1 .. GENERATION_LIMIT-1; advances every time the slot is freed
 //   offset 4  u32 link        while in use, where the timer is (always below FREE):
-//                               0 .. PLACE_HEAP-1    the index of its entry in the wheel's
+//                               0 .. PLACE_PENDING-1 the index of its entry in the wheel's
 //                                                    chunks (wheel.ts)
+//                               PLACE_PENDING | i    waiting for its deadline (pending.ts)
 //                               PLACE_HEAP | i       its index i in the heap (heap.ts)
 //                               PLACE_DUE            collected into the due list, not yet taken
 //                             while free, FREE | the next free slot (slots.ts)
@@ -28,9 +29,12 @@ import { SlotRecord, slotTable, NO_SLOT } from "./slots";
 export { NO_SLOT };
 
 export const PLACE_DUE: u32 = 0x40000000;
-/** The tag of a heap position; the wheel's entry indices stay below it (wheel.ts). */
+/** The tag of a heap position. */
 export const PLACE_HEAP: u32 = 0x20000000;
-export const PLACE_INDEX_MASK: u32 = PLACE_HEAP - 1;
+/** The tag of a relative timer waiting for its deadline; the wheel's entry indices
+ * stay below it (wheel.ts). */
+export const PLACE_PENDING: u32 = 0x10000000;
+export const PLACE_INDEX_MASK: u32 = PLACE_PENDING - 1;
 export const FIRST_GENERATION: u32 = 1;
 export const GENERATION_LIMIT: u32 = 1 << 28;
 

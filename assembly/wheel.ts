@@ -93,8 +93,9 @@ const C_PREV: usize = 0;
 const C_NEXT: usize = 4;
 const C_OWNER: usize = 8;
 const INITIAL_CHUNKS: u64 = 64;
-/** Entry indices stay below PLACE_HEAP (2^29): at most 2^24 chunks. */
-const MAX_CHUNKS: u64 = 1 << 24;
+/** Entry indices stay below PLACE_PENDING (2^28): at most 2^23 chunks, room for
+ * 2^28 entries, more than TIMER_SLOTS (and 4 GiB of them). */
+const MAX_CHUNKS: u64 = 1 << 23;
 /** Compaction: a bucket with at least this many dead entries, and more dead than live. */
 const COMPACT_DEAD: u32 = 32;
 
@@ -706,9 +707,9 @@ function emitLevel1Run(from: i32, to: i32): void {
 
 // ---------------------------------------------------------------- placement
 
-/** Puts (d, k) where it belongs: a bucket, or the heap. Returns false if it went to
- * the heap only because its bucket could not have a chunk. */
-function place(d: f64, k: u64): bool {
+/** Puts (d, k) in its bucket. False, with nothing changed, if it belongs to the
+ * heap (out of the wheel's reach) or its bucket could not have a chunk. */
+function placeInWheel(d: f64, k: u64): bool {
   let b: u32 = IMMEDIATE;
   if (d >= -TIME_LIMIT && d < TIME_LIMIT) {
     let t = <i64>Math.floor(d * TICKS_PER_UNIT);
@@ -721,14 +722,7 @@ function place(d: f64, k: u64): bool {
   } else if (!(d < 0)) {
     b = BUCKETS;
   }
-  if (b == BUCKETS) {
-    heapPush(d, k);
-    return true;
-  }
-  if (!bucketAppend(b, d, k)) {
-    heapPush(d, k);
-    return false;
-  }
+  if (b == BUCKETS || !bucketAppend(b, d, k)) return false;
   wheelLive++;
   return true;
 }
@@ -750,7 +744,10 @@ function cascade(b: u32): void {
     for (let i = e; i < end; i++) {
       let p = entryAt(i);
       let d = load<f64>(p);
-      if (!isNaN(d)) place(d, load<u64>(p, 8));
+      if (!isNaN(d)) {
+        let k = load<u64>(p, 8);
+        if (!placeInWheel(d, k)) heapPush(d, k);
+      }
     }
     let next = nextChunk(c);
     // Freed as soon as it is read, so level 0 can reuse it at once.
@@ -770,16 +767,27 @@ function migrate(): void {
     if (t < cur || (t >> PAGE_BITS) - curPage >= <i64>L1) return;
     let k = heapMinKey();
     heapPop();
-    if (!place(d, k)) return;
+    if (!placeInWheel(d, k)) {
+      heapPush(d, k);
+      return;
+    }
   }
 }
 
 // ---------------------------------------------------------------- the operations
 
-/** Starts tracking a timer (its key holds the slot); sets the slot's place. */
+/** Starts tracking a timer (its key holds the slot) in the wheel, or else the heap;
+ * sets the slot's place. */
 export function wheelInsert(d: f64, k: u64): void {
-  place(d, k);
+  if (!placeInWheel(d, k)) heapPush(d, k);
   if (minValid && d < minDeadline) minDeadline = d;
+}
+
+/** As wheelInsert, but returns false, changing nothing, where it would push to the heap. */
+export function wheelTryInsert(d: f64, k: u64): bool {
+  if (!placeInWheel(d, k)) return false;
+  if (minValid && d < minDeadline) minDeadline = d;
+  return true;
 }
 
 /** Stops the timer whose entry is e. */

@@ -10,6 +10,8 @@
 // - Entries of pooled chunks and past `lastLength` are undefined, so a drained
 //   callback is never kept alive by the queue.
 
+import { endCallback } from './shared-clock';
+
 /** Entries per chunk: 1024 callbacks of two entries each. */
 const CHUNK = 2 * 1024;
 /** Chunks kept for reuse by a queue and its twin; more are left to the GC. */
@@ -67,6 +69,8 @@ export class CallbackQueue {
         if (going) {
           this.length--;
           going = run(fn, arg);
+          // The callback's relative timers get their deadlines (shared-clock.ts).
+          endCallback();
         }
       }
       if (c < lastIndex && this.pool.length < POOL_LIMIT) this.pool.push(chunk);

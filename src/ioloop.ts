@@ -8,6 +8,7 @@ import { monotonic, realClock } from './clock';
 import type { CoreExports, WasiHost } from './core';
 import { configuredDefaults, currentLoopOf, setConfigured, setCurrentLoop } from './current';
 import { Engine, State, type Logger } from './engine';
+import { clockShare, commitShareAt, type RelativeTimerExports } from './shared-clock';
 import { Errno, SysError, TimeoutError } from './errors';
 import { loadNative } from './native';
 import { checkBackend, chooseLoop, defaultBackend, hostInfo, openDriver, wasiHostFor, type HostInfo } from './selection';
@@ -342,7 +343,11 @@ export class IOLoop {
   /** The loop's clock, in seconds (monotonic unless `options.time` says otherwise; virtual on the fake backend). */
   time(): number {
     this.checkOpen();
-    return this.engine.now();
+    const now = this.engine.now();
+    // Relative timers started before this read count from it at the latest, so no
+    // deadline contradicts what the caller saw (src/shared-clock.ts).
+    if (clockShare.pending !== 0 && clockShare.owner === this.engine) commitShareAt(now);
+    return now;
   }
 
   /**
@@ -361,7 +366,10 @@ export class IOLoop {
   }
 
   /**
-   * Runs `cb(...args)` `delay` seconds from now; a negative delay runs in the next iteration.
+   * Runs `cb(...args)` `delay` seconds from now; a negative delay runs in the next
+   * iteration. Inside a callback or timer of this loop, "now" for every relative
+   * timer after its first is read once when that callback returns (never before the
+   * call, so never early; see src/shared-clock.ts).
    * @returns a handle for {@link removeTimeout}.
    * @throws TypeError/RangeError as {@link callAt}, naming `delay`.
    */
@@ -370,7 +378,7 @@ export class IOLoop {
     this.checkOpen();
     if (typeof delay !== 'number' || delay !== delay || typeof cb !== 'function') badTimer(delay, 'delay', cb);
     const n = arguments.length;
-    return this.schedule(this.engine.now() + delay, cb, n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2)));
+    return this.scheduleAfter(delay, cb, n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2)));
   }
 
   /**
@@ -381,10 +389,12 @@ export class IOLoop {
   addTimeout<A extends unknown[]>(deadline: number | Duration, cb: (...args: A) => unknown, ...args: A): Timeout;
   addTimeout(deadline: number | Duration, cb: AnyFunction): Timeout {
     this.checkOpen();
-    const when = typeof deadline === 'number' ? deadline : this.engine.now() + durationSeconds(deadline);
-    if (typeof when !== 'number' || when !== when || typeof cb !== 'function') badTimer(when, 'deadline', cb);
+    const relative = typeof deadline !== 'number';
+    const value = relative ? durationSeconds(deadline) : deadline;
+    if (typeof value !== 'number' || value !== value || typeof cb !== 'function') badTimer(value, 'deadline', cb);
     const n = arguments.length;
-    return this.schedule(when, cb, n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2)));
+    const arg = n === 2 ? NO_ARG : n === 3 ? arguments[2] : packArgs(Array.prototype.slice.call(arguments, 2));
+    return relative ? this.scheduleAfter(value, cb, arg) : this.schedule(value, cb, arg);
   }
 
   /**
@@ -399,7 +409,11 @@ export class IOLoop {
     if (typeof timeout !== 'number') throw new TypeError(`timeout must be a handle from callLater/callAt/addTimeout, got ${describe(timeout)}`);
     const engine = this.engine;
     if (engine.core.timer_stop(timeout) === 1) {
-      const slot = timeout % engine.timerSlots;
+      // A handle is an integer below 2^52 and TIMER_SLOTS divides 2^32, so the low
+      // bits after ToInt32 are the slot: no floating-point `%`, which V8 calls out
+      // for once a slot's generation takes the handle past the int32 range (W2
+      // reuses one slot a million times).
+      const slot = timeout & (engine.timerSlots - 1);
       engine.timerFns[slot] = undefined;
       engine.timerArg[slot] = undefined;
     }
@@ -676,15 +690,47 @@ export class IOLoop {
           `(at most ${engine.timerSlots}, fewer when its WebAssembly memory is full)`,
       );
     }
-    const slot = handle % engine.timerSlots;
+    this.keepTimer(handle, fn, arg);
+    engine.timerAdded(when);
+    return handle;
+  }
+
+  /**
+   * `schedule(now + delay)`, except that inside this loop's runDue a relative timer
+   * after the first of its callback leaves its clock read to the callback's return
+   * (src/shared-clock.ts). Such a timer needs no timerAdded: runDue runs in a turn,
+   * whose end arms the driver.
+   */
+  private scheduleAfter(delay: number, fn: AnyFunction, arg: unknown): Timeout {
+    const engine = this.engine;
+    const share = clockShare;
+    if (share.owner === engine) {
+      if (share.read) {
+        const handle = (engine.core as unknown as RelativeTimerExports).timer_start_after(delay);
+        if (handle > 0) {
+          share.pending++;
+          this.keepTimer(handle, fn, arg);
+          return handle;
+        }
+        // No room: schedule() reports it.
+      } else {
+        share.read = true;
+      }
+    }
+    return this.schedule(engine.now() + delay, fn, arg);
+  }
+
+  /** Keeps a started timer's function and packed arguments by its slot. */
+  private keepTimer(handle: number, fn: AnyFunction, arg: unknown): void {
+    const engine = this.engine;
+    // The slot, as in removeTimeout.
+    const slot = handle & (engine.timerSlots - 1);
     if (slot >= engine.timerFns.length) {
       growDense(engine.timerFns, slot, undefined);
       growDense(engine.timerArg, slot, undefined);
     }
     engine.timerFns[slot] = fn;
     engine.timerArg[slot] = arg;
-    engine.timerAdded(when);
-    return handle;
   }
 
   private closeAllFds(): void {
