@@ -1,11 +1,11 @@
 // Drivers decide who waits between turns (see engine.ts for the turn itself).
 //
 //   guest     the host's loop waits. In Node, libuv watches the poller's fd with one
-//             uv_poll and one uv_timer armed for the earliest deadline (GuestDriver).
+//             uv_poll and one uv_timer armed for the earliest deadline (guestDriver).
 //             In hosts without libuv (Bun, Deno), and for a poller with no pollable
 //             fd (poll(2)) in every host, a watcher thread of the shim waits on the
 //             poller and wakes the host through a thread-safe function
-//             (WatcherDriver). Either way promises, host timers and host I/O keep
+//             (watcherDriver). Either way promises, host timers and host I/O keep
 //             running beside the loop.
 //   blocking  the loop owns its thread from the end of the current synchronous job
 //             until stop(): each iteration's one poll waits with the real timeout,
@@ -52,82 +52,65 @@ export interface Driver {
   close(): void;
 }
 
-/** The guest driver in Node: the poller's fd nested in Node's libuv loop. */
-export class GuestDriver implements Driver {
+/** One kind of native wait of the shim: its start, arm, stop and close functions. */
+interface NativeWait {
+  start(handle: object): void;
+  arm(handle: object, ms: number): void;
+  stop(handle: object): void;
+  close(handle: object): void;
+}
+
+/**
+ * The guest driver: a native wait of the shim on the poller, either libuv's
+ * (`guestDriver`) or the shim's watcher thread (`watcherDriver`).
+ */
+class NativeGuestDriver implements Driver {
   readonly waitsInPoll = false;
   readonly watchesWaker = true;
-  readonly rearmAfterTurn = false;
-  readonly waitCall = 'uv_poll';
-  private readonly handle: object;
   private closed = false;
 
   constructor(
-    private readonly native: NativeShim,
-    pollerFd: number,
-    turn: (reason: number) => void,
-  ) {
-    this.handle = native.guestOpen(pollerFd, turn);
-  }
+    private readonly wait: NativeWait,
+    private readonly handle: object,
+    readonly waitCall: string,
+    readonly rearmAfterTurn: boolean,
+  ) {}
 
   start(): void {
-    this.native.guestStart(this.handle);
+    this.wait.start(this.handle);
   }
 
   arm(ms: number): void {
-    this.native.guestArm(this.handle, ms);
+    this.wait.arm(this.handle, ms);
   }
 
   stop(): void {
-    if (!this.closed) this.native.guestStop(this.handle);
+    if (!this.closed) this.wait.stop(this.handle);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.native.guestClose(this.handle);
+    this.wait.close(this.handle);
   }
+}
+
+/** The guest driver in Node: the poller's fd nested in Node's libuv loop (one uv_poll, one uv_timer). */
+export function guestDriver(native: NativeShim, pollerFd: number, turn: (reason: number) => void): Driver {
+  const wait = { start: native.guestStart, arm: native.guestArm, stop: native.guestStop, close: native.guestClose };
+  return new NativeGuestDriver(wait, native.guestOpen(pollerFd, turn), 'uv_poll', false);
 }
 
 /**
  * The guest driver without libuv: the shim's watcher thread waits on the poller
  * (poll(2) on an epoll fd, or on a poll set's descriptors) and calls the turn
  * through a thread-safe function, once per arming, so a level-triggered fd that
- * stays ready costs one wake per turn, never a spin.
+ * stays ready costs one wake per turn, never a spin; the engine arms it after
+ * every turn.
  */
-export class WatcherDriver implements Driver {
-  readonly waitsInPoll = false;
-  readonly watchesWaker = true;
-  readonly rearmAfterTurn = true;
-  readonly waitCall = 'poll';
-  private readonly handle: object;
-  private closed = false;
-
-  constructor(
-    private readonly native: NativeShim,
-    pollerFd: number,
-    kind: WatcherKind,
-    turn: (reason: number) => void,
-  ) {
-    this.handle = native.watcherOpen(pollerFd, kind, turn);
-  }
-
-  start(): void {
-    this.native.watcherStart(this.handle);
-  }
-
-  arm(ms: number): void {
-    this.native.watcherArm(this.handle, ms);
-  }
-
-  stop(): void {
-    if (!this.closed) this.native.watcherStop(this.handle);
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.native.watcherClose(this.handle);
-  }
+export function watcherDriver(native: NativeShim, pollerFd: number, kind: WatcherKind, turn: (reason: number) => void): Driver {
+  const wait = { start: native.watcherStart, arm: native.watcherArm, stop: native.watcherStop, close: native.watcherClose };
+  return new NativeGuestDriver(wait, native.watcherOpen(pollerFd, kind, turn), 'poll', true);
 }
 
 /**

@@ -14,15 +14,15 @@
 // poll_oneoff never blocks) gets the portable driver; any other (node:wasi, whose
 // poll_oneoff blocks the thread) the blocking driver, which waits in poll_oneoff
 // with the real timeout. Neither has a poller fd, so no guest driver.
-// Which guest driver: in Node, an epoll poller nests in libuv (GuestDriver); in
+// Which guest driver: in Node, an epoll poller nests in libuv (guestDriver); in
 // Bun and Deno (no libuv), and for the poll backend everywhere, the shim's watcher
-// thread waits (WatcherDriver).
+// thread waits (watcherDriver).
 
 import * as fs from 'fs';
 import * as path from 'path';
 import { BACKEND_NAMES, type AnyBackendName, type Backend, type BackendName } from './backends';
 import type { WasiHost } from './core';
-import { BlockingDriver, DRIVER_NAMES, GuestDriver, PortableDriver, WatcherDriver, type Driver, type DriverName } from './drivers';
+import { BlockingDriver, DRIVER_NAMES, PortableDriver, guestDriver, watcherDriver, type Driver, type DriverName } from './drivers';
 import type { Engine } from './engine';
 import { hostRuntime, loadNative, nativeStatus, type NativeShim } from './native';
 import { describe } from './validate';
@@ -248,6 +248,6 @@ export function openDriver(name: DriverName, backend: Backend, engine: Engine): 
 
 function openGuest(native: NativeShim, backend: Backend, engine: Engine): Driver {
   const fd = engine.core.loop_fd();
-  if (backend.watch === 'epoll' && hostRuntime.libuv) return new GuestDriver(native, fd, engine.turn);
-  return new WatcherDriver(native, fd, backend.watch ?? 'epoll', engine.turn);
+  if (backend.watch === 'epoll' && hostRuntime.libuv) return guestDriver(native, fd, engine.turn);
+  return watcherDriver(native, fd, backend.watch ?? 'epoll', engine.turn);
 }
