@@ -104,23 +104,30 @@ const EPOLL_CALLS = { ctl: 'epoll_ctl', wait: 'epoll_wait' } as const;
 const POLL_CALLS = { ctl: 'poll', wait: 'poll' } as const;
 const NO_CALLS = { ctl: 'none', wait: 'none' } as const;
 
+/** The shim's epoll calls, as the core imports them. */
 function epollImports(native: NativeShim, memory: () => WebAssembly.Memory): CoreImports {
+  return shimImports(native.epollCreate, native.epollCtl, native.epollWait, native, memory);
+}
+
+/** The shim's poll-set calls, which keep the epoll calls' contract. */
+function pollImports(native: NativeShim, memory: () => WebAssembly.Memory): CoreImports {
+  return shimImports(native.pollCreate, native.pollCtl, native.pollWait, native, memory);
+}
+
+function shimImports(
+  create: NativeShim['epollCreate'],
+  ctl: NativeShim['epollCtl'],
+  wait: NativeShim['epollWait'],
+  native: NativeShim,
+  memory: () => WebAssembly.Memory,
+): CoreImports {
   // The shim's functions need no `this`, so the core calls them directly where it
   // can; the wait goes through JS to hand over the memory's current buffer.
   return {
-    epoll_create: native.epollCreate,
+    epoll_create: create,
     // The core passes the token as a signed i32 (WAKER_TOKEN arrives as -1); the shim takes it as u32.
-    epoll_ctl: (epfd, op, fd, events, token) => native.epollCtl(epfd, op, fd, events, token >>> 0),
-    epoll_wait: (epfd, ptr, max, timeoutMs) => native.epollWait(epfd, memory().buffer, ptr, max, timeoutMs),
-    fd_close: native.close,
-  };
-}
-
-function pollImports(native: NativeShim, memory: () => WebAssembly.Memory): CoreImports {
-  return {
-    epoll_create: native.pollCreate,
-    epoll_ctl: (pfd, op, fd, events, token) => native.pollCtl(pfd, op, fd, events, token >>> 0),
-    epoll_wait: (pfd, ptr, max, timeoutMs) => native.pollWait(pfd, memory().buffer, ptr, max, timeoutMs),
+    epoll_ctl: (poller, op, fd, events, token) => ctl(poller, op, fd, events, token >>> 0),
+    epoll_wait: (poller, ptr, max, timeoutMs) => wait(poller, memory().buffer, ptr, max, timeoutMs),
     fd_close: native.close,
   };
 }
