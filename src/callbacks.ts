@@ -10,7 +10,11 @@
 // - Entries of pooled chunks and past `lastLength` are undefined, so a drained
 //   callback is never kept alive by the queue.
 
-import { endCallback } from './shared-clock';
+import { endCallback as endCallbackExport } from './shared-clock';
+
+// A module-local copy: from source under tsx, an imported name is read through a
+// getter with a megamorphic keyed load on every call (see engine.ts).
+const endCallback = endCallbackExport;
 
 /** Entries per chunk: 1024 callbacks of two entries each. */
 const CHUNK = 2 * 1024;

@@ -2,13 +2,13 @@
 // to the turn engine (engine.ts, which describes one iteration), the backend and
 // driver that selection.ts chose, and the thread's current-loop state (current.ts).
 
-import { NO_ARG, packArgs } from './args';
+import { NO_ARG as NO_ARG_EXPORT, packArgs } from './args';
 import { instantiateBackend, makeBackend, type BackendName } from './backends';
 import { monotonic, realClock } from './clock';
 import type { CoreExports, WasiHost } from './core';
 import { configuredDefaults, currentLoopOf, setConfigured, setCurrentLoop } from './current';
-import { Engine, State, type Logger } from './engine';
-import { clockShare, commitShareAt, type RelativeTimerExports } from './shared-clock';
+import { Engine, State as EngineState, type Logger } from './engine';
+import { clockShare as clockShareExport, commitShareAt, type RelativeTimerExports } from './shared-clock';
 import { Errno, SysError, TimeoutError } from './errors';
 import { loadNative } from './native';
 import { checkBackend, chooseLoop, defaultBackend, hostInfo, openDriver, wasiHostFor, type HostInfo } from './selection';
@@ -17,6 +17,13 @@ import type { Sys } from './sys';
 import { closeChannelsOf, createChannelOn, type ChannelOptions, type ChannelPort } from './channel';
 import { closeWatch, setBlockingThreshold } from './watchdog';
 import { badTimer, checkEvents, checkFunction, checkNumber, checkSignal, describe, durationSeconds, filenoOf, type Duration, type FdLike } from './validate';
+
+// Module-local copies of what every timer and callback call reads: from source
+// under tsx an imported name is a getter with a megamorphic keyed load (see
+// engine.ts); `State` is a const enum, which tsx does not inline across files.
+const NO_ARG = NO_ARG_EXPORT;
+const clockShare = clockShareExport;
+const State = { Idle: EngineState.Idle, Running: EngineState.Running, Closed: EngineState.Closed } as const;
 
 export type { FdLike, Duration, Logger, HostInfo, WasiHost };
 
