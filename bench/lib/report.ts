@@ -151,6 +151,7 @@ const COLORS: Record<string, string> = {
   'wasm-ioloop': '#6d28d9',
   'wasm-ioloop-blocking': '#a78bfa',
   'wasm-ioloop-reuseport': '#c4b5fd',
+  'wasm-ioloop-wasi': '#854d0e',
   node: '#15803d',
   'plain-loop': '#d97706',
   tornado: '#2563eb',
