@@ -36,8 +36,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { mulberry32, SEED } from './lib/prng';
-import { baselineOf, BASELINES, Cell, Figures, Peer, PEERS, Runtime, runtimeOf, RUNTIME_LABELS, Scenario, SCENARIOS, TARGETS } from './lib/plan';
-import { chartSvg, costRatio, evaluateTargets, type HostNotes, resultsTable, runtimesTable, targetsTable } from './lib/report';
+import { BASELINE, baselineOf, BASELINES, Cell, cost, Figures, Peer, PEERS, Runtime, runtimeOf, RUNTIME_LABELS, Scenario, SCENARIOS, TARGETS } from './lib/plan';
+import {
+  chartSvg, costRatio, evaluateTargets, hasScaling, type HostNotes, memoryTable, resultsTable, runtimesTable, scalingSvg, scalingTable, targetsTable,
+} from './lib/report';
 
 const ROOT = path.resolve(__dirname, '..');
 const BUILD = path.join(__dirname, '.build');
@@ -388,6 +390,7 @@ function medians(rows: Array<Record<string, unknown>>): Figures {
   return {
     wallMs: pick('wallMs')!, cpuMs: pick('cpuMs')!, nsPerOp: pick('nsPerOp')!, rssPeakMb: pick('rssPeakMb')!,
     roundTripsPerSec: pick('roundTripsPerSec'), requestsPerSec: pick('requestsPerSec'), pollSyscalls: pick('pollSyscalls'), shimEpollWaits: pick('shimEpollWaits'),
+    rssBeforeMb: pick('rssBeforeMb'),
   };
 }
 
@@ -446,7 +449,17 @@ function hostNotes(r: Saved): HostNotes {
 
 function tables(r: Saved, targets: ReturnType<typeof evaluateTargets>): string {
   const across = runtimesTable(r.cells);
-  return `${resultsTable(r.cells, hostNotes(r))}\n\n${across ? `${across}\n\n` : ''}${targetsTable(targets)}\n\n${subtitle(r)}\n`;
+  const memory = memoryTable(r.cells);
+  const scaling = hasScaling(r.cells) ? `${scalingTable(r.cells)}\n\n${memory ? `${memory}\n\n` : ''}` : '';
+  return `${resultsTable(r.cells, hostNotes(r))}\n\n${across ? `${across}\n\n` : ''}${scaling}${targetsTable(targets)}\n\n${subtitle(r)}\n`;
+}
+
+/** Writes `<name>.svg`, and `<name>-scaling.svg` when the run has S1 or S2. */
+function writeCharts(name: string, cells: Cell[], sub: string): string[] {
+  fs.writeFileSync(path.join(RESULTS, `${name}.svg`), chartSvg(cells, sub));
+  if (!hasScaling(cells)) return [`${name}.svg`];
+  fs.writeFileSync(path.join(RESULTS, `${name}-scaling.svg`), scalingSvg(cells, sub));
+  return [`${name}.svg`, `${name}-scaling.svg`];
 }
 
 /** Prints the tables of a saved run and draws its chart again. */
@@ -455,8 +468,84 @@ function redraw(name: string): void {
   const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as Saved;
   const targets = evaluateTargets(TARGETS, saved.cells);
   process.stdout.write(tables(saved, targets));
-  fs.writeFileSync(path.join(RESULTS, `${name}.svg`), chartSvg(saved.cells, subtitle(saved)));
-  log(`redrew bench/results/${name}.svg from ${name}.json`);
+  const drawn = writeCharts(name, saved.cells, subtitle(saved));
+  log(`redrew bench/results/${drawn.join(' and ')} from ${name}.json`);
+}
+
+// ---- --check: ratios against the last committed full run ----
+
+/** A ratio more than this many times the last full run's is a suspected regression. */
+const REGRESSION_FACTOR = 2;
+/** A suspected regression is rerun up to this many times; it fails if every rerun confirms it. */
+const REGRESSION_RERUNS = 3;
+/** The peer whose ratio to Node the comparison follows. */
+const COMPARED_PEER = 'wasm-ioloop';
+
+/**
+ * Compares each scenario's wasm-ioloop cost ratio to Node (quick size) with the one
+ * in results/latest.json (the last committed full run) and prints every change. A
+ * ratio more than REGRESSION_FACTOR times the old one is run again (the wasm-ioloop
+ * and Node programs of that configuration, once each) up to REGRESSION_RERUNS
+ * times: one rerun within the factor clears it, and only a regression that every
+ * rerun confirms fails the check. Costs nothing when nothing regressed.
+ */
+async function compareWithLatest(
+  cells: Cell[],
+  plan: Array<{ s: Scenario; peer: Peer; cell: Cell; argv: string[] }>,
+  strace: boolean,
+  timeoutMs: number,
+): Promise<string[]> {
+  const file = path.join(RESULTS, 'latest.json');
+  let last: Saved;
+  try {
+    last = JSON.parse(fs.readFileSync(file, 'utf8')) as Saved;
+  } catch {
+    log('regressions: no bench/results/latest.json to compare with');
+    return [];
+  }
+  const lines: string[] = [];
+  const failures: string[] = [];
+  const rows: Array<{ key: string; s: Scenario; old: number; now: number }> = [];
+  for (const c of cells) {
+    if (c.peer !== COMPARED_PEER || c.costRatio === undefined) continue;
+    const old = last.cells.find((o) => o.scenario === c.scenario && o.config === c.config && o.peer === c.peer)?.costRatio;
+    const s = plan.find((j) => j.cell === c)?.s;
+    if (old === undefined || !(old > 0) || s === undefined) continue;
+    rows.push({ key: `${c.scenario} ${c.config}`, s, old, now: c.costRatio });
+  }
+  log(`\nratios to Node against ${path.relative(ROOT, file)} (${last.date.slice(0, 10)}, ${last.mode} run):`);
+  for (const r of rows) {
+    const change = r.now / r.old;
+    let verdict = change > REGRESSION_FACTOR ? 'worse' : change < 1 / REGRESSION_FACTOR ? 'better' : 'within 2x';
+    if (change > REGRESSION_FACTOR) {
+      const again: number[] = [];
+      for (let k = 0; k < REGRESSION_RERUNS; k++) {
+        const ratio = await rerunRatio(r.s, plan, strace, timeoutMs);
+        again.push(ratio);
+        if (!(ratio / r.old > REGRESSION_FACTOR)) break;
+      }
+      const confirmed = again.length === REGRESSION_RERUNS && again.every((x) => x / r.old > REGRESSION_FACTOR);
+      verdict = `${confirmed ? 'REGRESSION' : 'cleared'} (reruns: ${again.map((x) => `${x.toPrecision(3)}×`).join(', ')})`;
+      if (confirmed) failures.push(`${r.key}: ratio to Node ${r.old.toPrecision(3)}× -> ${again.map((x) => x.toPrecision(3)).join(', ')}× on ${REGRESSION_RERUNS} reruns`);
+    }
+    lines.push(`  ${r.key.padEnd(16)} ${r.old.toPrecision(3).padStart(7)}× -> ${r.now.toPrecision(3).padStart(7)}×  (${change.toPrecision(3)}×)  ${verdict}`);
+  }
+  for (const l of lines) log(l);
+  if (rows.length === 0) log('  no scenario has a ratio in both runs');
+  return failures;
+}
+
+/** One more run of a configuration's wasm-ioloop and Node programs: the cost ratio, or NaN. */
+async function rerunRatio(s: Scenario, plan: Array<{ s: Scenario; peer: Peer; argv: string[] }>, strace: boolean, timeoutMs: number): Promise<number> {
+  const costOf = async (peer: string): Promise<number> => {
+    const j = plan.find((x) => x.s === s && x.peer.name === peer);
+    if (j === undefined) return NaN;
+    const r = await runOnce(j.argv, s, strace, timeoutMs);
+    return r.ok ? cost(s.id, medians([r.row!])) : NaN;
+  };
+  const ours = await costOf(COMPARED_PEER);
+  const theirs = await costOf(BASELINE);
+  return ours / theirs;
 }
 
 /** Under --check the Bun and Deno peers, and W7 (wrk runs for a fixed time), run once: CI asks them for their self-checks, not their speed. */
@@ -466,10 +555,15 @@ async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (opts.redraw) return redraw(opts.quick ? 'quick' : 'latest');
   const scale = opts.quick ? 0.1 : 1;
-  const scenarios = SCENARIOS.filter((s) => opts.only === null || opts.only.has(s.id));
+  // The scaling programs repeat rounds until this many timers went through (measure.ts).
+  if (opts.quick) process.env.BENCH_SCALING_OPS = '100000';
+  // A scaling curve keeps its sizes; --quick leaves out its largest points.
+  const scenarios = SCENARIOS.filter((s) => (opts.only === null || opts.only.has(s.id)) && !(opts.quick && s.scaling?.fullOnly));
+  const sizeOf = (s: Scenario): number => (s.scaling ? s.fullN : Math.max(1, Math.round(s.fullN * scale)));
   const selected = (name: string): boolean => {
     const peer = PEERS.find((p) => p.name === name)!;
-    return (opts.peers === null || opts.peers.has(name)) && scenarios.some((s) => !s.notYet && (!peer.only || peer.only.includes(s.id)));
+    return (opts.peers === null || opts.peers.has(name)) &&
+      scenarios.some((s) => !s.notYet && (!peer.only || peer.only.includes(s.id)) && (!s.peers || s.peers.includes(name)));
   };
   const { peers: avail, hosts, strace, python, cloop } = detect(selected);
   const failures: string[] = opts.check ? prngCheck(python, cloop) : [];
@@ -484,6 +578,7 @@ async function main(): Promise<void> {
   for (const s of scenarios) {
     for (const peer of PEERS) {
       if (peer.only && !peer.only.includes(s.id)) continue;
+      if (s.peers && !s.peers.includes(peer.name)) continue;
       if (opts.peers && !opts.peers.has(peer.name)) continue;
       // A scenario that no peer can run yet gets one row, not one per peer.
       if (s.notYet && peer.name !== PEERS[0].name) continue;
@@ -499,7 +594,7 @@ async function main(): Promise<void> {
       else if (a.command === undefined) {
         Object.assign(cell, { status: a.status, note: a.note });
         if (a.status === 'failed') failures.push(`${s.id} ${s.config} ${peer.name}: ${a.note}`);
-      } else plan.push({ s, peer, cell, argv: a.command(s, Math.max(1, Math.round(s.fullN * scale))), reps: repsOf(peer, s) });
+      } else plan.push({ s, peer, cell, argv: a.command(s, sizeOf(s)), reps: repsOf(peer, s) });
     }
   }
 
@@ -566,8 +661,10 @@ async function main(): Promise<void> {
   const name = opts.quick ? 'quick' : opts.only || opts.peers ? 'partial' : 'latest';
   fs.mkdirSync(RESULTS, { recursive: true });
   fs.writeFileSync(path.join(RESULTS, `${name}.json`), JSON.stringify(json, null, 2) + '\n');
-  fs.writeFileSync(path.join(RESULTS, `${name}.svg`), chartSvg(cells, subtitle(json)));
-  log(`wrote bench/results/${name}.json and ${name}.svg in ${Math.round((Date.now() - started) / 1000)} s`);
+  const drawn = writeCharts(name, cells, subtitle(json));
+  log(`wrote bench/results/${name}.json and ${drawn.join(', ')} in ${Math.round((Date.now() - started) / 1000)} s`);
+
+  if (opts.check) failures.push(...(await compareWithLatest(cells, plan, strace, timeoutMs)));
 
   if (failures.length > 0) {
     log(`\n${failures.length} failed:\n  ${failures.join('\n  ')}`);

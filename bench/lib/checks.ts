@@ -27,11 +27,12 @@ export function checkTimerRun(
   count: number,
   delaysMs: Int32Array,
   clock: Float64Array | null,
+  maxDelayMs = 1000,
 ): string | null {
   const n = delaysMs.length;
   if (count !== n) return `${count} of ${n} timers ran`;
   const seen = new Uint8Array(n);
-  const lastOfDelay = new Int32Array(1001).fill(-1);
+  const lastOfDelay = new Int32Array(maxDelayMs + 1).fill(-1);
   let maxLo = -Infinity;
   for (let j = 0; j < n; j++) {
     const i = fired[j];

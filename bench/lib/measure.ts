@@ -66,6 +66,26 @@ function maxRssKiB(): number {
   return m === null ? NaN : Number(m[1]);
 }
 
+/**
+ * Rounds of a scaling program (S1, S2) at n pending timers: enough that about
+ * BENCH_SCALING_OPS timers (default a million; --quick asks for 100,000) go
+ * through in all, and every round but the first is measured unless there is only
+ * one. A thousand timers once would measure V8's warm-up, not the loop.
+ */
+export function scalingRounds(n: number): { total: number; measured: number } {
+  const ops = Number(process.env.BENCH_SCALING_OPS ?? 1_000_000);
+  const total = Math.max(1, Math.ceil(ops / n)) + (ops / n > 1 ? 1 : 0);
+  return { total, measured: total > 1 ? total - 1 : 1 };
+}
+
+/** The process's resident set now, in MiB (Node's memoryUsage.rss(), else /proc). */
+export function rssNowMb(): number {
+  const usage = (process as { memoryUsage?: { rss?: () => number } }).memoryUsage;
+  if (typeof usage?.rss === 'function') return usage.rss() / 2 ** 20;
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m === null ? NaN : Number(m[1]) / 1024;
+}
+
 /** Wall and CPU (user + sys of the whole process) time between start() and stop(). */
 export class Span {
   private wall0 = 0;

@@ -21,6 +21,31 @@ export interface Scenario {
   notYet?: string;
   /** A program its programs run, which must be on PATH (else its rows read "not installed"): W7's wrk. */
   tool?: string;
+  /** Only these peers run it (the scaling scenarios: wasm-ioloop, Node, the C loop). */
+  peers?: string[];
+  /** A point of a scaling curve: its size is not scaled down by --quick, and `fullOnly` ones are left out of it. */
+  scaling?: { fullOnly?: boolean };
+}
+
+/** The peers of the scaling scenarios S1 and S2. */
+const SCALING_PEERS = ['wasm-ioloop', 'node', 'cloop'];
+
+/** The sizes of the scaling scenarios: pending timers. --quick runs those up to 100k. */
+export const SCALING_SIZES: Array<{ config: string; n: number }> = [
+  { config: '1k', n: 1_000 },
+  { config: '10k', n: 10_000 },
+  { config: '100k', n: 100_000 },
+  { config: '1M', n: 1_000_000 },
+  { config: '4M', n: 4_000_000 },
+];
+
+function scaling(id: 'S1' | 'S2'): Scenario[] {
+  return SCALING_SIZES.map(({ config, n }) => ({
+    id, config,
+    title: id === 'S1' ? `timers at scale, ${config} pending, to fire` : `timers at scale, ${config} pending, removed`,
+    ts: id === 'S1' ? 's1-fire' : 's2-cancel', py: '', c: id === 'S1' ? 's1' : 's2', fullN: n,
+    unit: id === 'S1' ? 'ns/timer' : 'ns/cancel', peers: SCALING_PEERS, scaling: { fullOnly: n > 100_000 },
+  }));
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -39,6 +64,11 @@ export const SCENARIOS: Scenario[] = [
   // W7's size is wrk's measured run in ms; before it come a 200 ms pre-flight and a warm-up of a third of it (at most 1 s).
   { id: 'W7', config: '1conn', title: 'HTTP keep-alive, 1 connection', ts: 'w7-http', py: 'w7_http', c: 'w7', fullN: 3000, unit: 'req/s', tool: 'wrk' },
   { id: 'W7', config: '64conns', title: 'HTTP keep-alive, 64 connections', ts: 'w7-http', py: 'w7_http', c: 'w7', fullN: 3000, unit: 'req/s', tool: 'wrk' },
+  // S1 / S2: n timers pending at once (delays uniform over 0..n/1000 ms, a thousand
+  // due per ms), then fired (S1: CPU ns per timer, schedule through fire) or removed
+  // in a random order (S2: CPU ns per removal). bench/results/*-scaling.svg draws them.
+  ...scaling('S1'),
+  ...scaling('S2'),
 ];
 
 export const scenarioKey = (s: { id: string; config: string }): string => `${s.id} ${s.config}`;
@@ -134,6 +164,47 @@ export interface Figures {
   pollSyscalls?: number;
   /** wasm-ioloop only: epoll_wait calls its native shim counted (libuv's not included). */
   shimEpollWaits?: number;
+  /** S1: the resident set just before scheduling, MiB. */
+  rssBeforeMb?: number;
+}
+
+/** S1: bytes the n pending timers added to the resident set, per timer. */
+export function bytesPerTimer(f: Figures, n: number): number | undefined {
+  if (f.rssBeforeMb === undefined || !(n > 0)) return undefined;
+  return ((f.rssPeakMb - f.rssBeforeMb) * 2 ** 20) / n;
+}
+
+/** How much more a peer's cost grows from the first to the last size of a scaling
+ * scenario than the C loop's (its binary heap's O(log n) and cache misses): at most 1
+ * means no faster. */
+function growthVsC(id: string, peer: string): Target['measure'] {
+  const first = SCALING_SIZES[0]!.config;
+  const last = SCALING_SIZES[SCALING_SIZES.length - 1]!.config;
+  return (get) => {
+    const a0 = get(id, first, peer);
+    const a1 = get(id, last, peer);
+    const c0 = get(id, first, 'cloop');
+    const c1 = get(id, last, 'cloop');
+    if (a0 === undefined || a1 === undefined) return `no ${peer} result at ${first} and ${last}`;
+    if (c0 === undefined || c1 === undefined) return `no cloop result at ${first} and ${last}`;
+    const ours = a1.nsPerOp / a0.nsPerOp;
+    const theirs = c1.nsPerOp / c0.nsPerOp;
+    return { value: ours / theirs, shown: `${ours.toPrecision(2)}× vs ${theirs.toPrecision(2)}×` };
+  };
+}
+
+/** Added RSS per pending timer, ours over Node's, at one S1 size. */
+function memoryVsNode(config: string): Target['measure'] {
+  const n = SCALING_SIZES.find((s) => s.config === config)!.n;
+  return (get) => {
+    const a = get('S1', config, 'wasm-ioloop');
+    const b = get('S1', config, 'node');
+    if (a === undefined || b === undefined) return `no S1 ${config} result`;
+    const ba = bytesPerTimer(a, n);
+    const bb = bytesPerTimer(b, n);
+    if (ba === undefined || bb === undefined || !(bb > 0)) return 'no figure';
+    return { value: ba / bb, shown: `${Math.round(ba)} vs ${Math.round(bb)} B` };
+  };
 }
 
 export type Status = 'ok' | 'failed' | 'not installed' | 'not yet' | 'n/a';
@@ -271,4 +342,8 @@ export const TARGETS: Target[] = [
     measure: ratio('W7', '64conns', 'wasm-ioloop', 'node', (f) => f.requestsPerSec), met: (v) => v >= 1.5,
     mark: { group: 'W7 64conns', ratio: 1 / 1.5 },
   },
+  { text: 'S1, ns per timer grows from 1k to 4M pending no faster than the C heap\'s', measure: growthVsC('S1', 'wasm-ioloop'), met: (v) => v <= 1 },
+  { text: 'S2, ns per removal grows from 1k to 4M pending no faster than the C heap\'s', measure: growthVsC('S2', 'wasm-ioloop'), met: (v) => v <= 1 },
+  { text: 'S1 1M pending, RSS per pending timer ≤ Node\'s', measure: memoryVsNode('1M'), met: (v) => v <= 1 },
+  { text: 'S1 4M pending, RSS per pending timer ≤ Node\'s', measure: memoryVsNode('4M'), met: (v) => v <= 1 },
 ];

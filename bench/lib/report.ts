@@ -1,9 +1,11 @@
 /**
  * The harness's outputs: the results table (Markdown, so that it pastes into
- * the README as it is), the targets table, and the SVG chart.
+ * the README as it is), the targets table, the SVG chart, and for the scaling
+ * scenarios (S1, S2) their own tables and line chart.
  */
 import {
-  baselineOf, BASELINES, Cell, cost, Figures, LOOP_PEERS, PEERS, Runtime, RUNTIME_LABELS, runtimeOf, SCENARIOS, scenarioKey, Target, TARGETS,
+  baselineOf, BASELINES, bytesPerTimer, Cell, cost, Figures, LOOP_PEERS, PEERS, Runtime, RUNTIME_LABELS, runtimeOf, SCALING_SIZES, SCENARIOS,
+  scenarioKey, Target, TARGETS,
 } from './plan';
 
 /** Three significant figures, thousands grouped. */
@@ -56,7 +58,7 @@ export function costRatio(cells: Cell[], c: Cell): number | undefined {
 export function resultsTable(cells: Cell[], hosts: HostNotes = {}): string {
   const blocks: string[] = [];
   for (const rt of RUNTIMES) {
-    const mine = cells.filter((c) => runtimeOfCell(c) === rt);
+    const mine = cells.filter((c) => runtimeOfCell(c) === rt && c.scenario !== 'S1' && c.scenario !== 'S2');
     if (mine.length === 0) continue;
     const baseline = peerLabel(mine.map(baselineOfCell)[0]);
     const lines = [
@@ -66,6 +68,8 @@ export function resultsTable(cells: Cell[], hosts: HostNotes = {}): string {
       `|---|---|--:|--:|--:|--:|--:|`,
     ];
     for (const s of SCENARIOS) {
+      // The scaling curves have tables of their own (scalingTable, memoryTable).
+      if (s.scaling) continue;
       for (const c of mine.filter((x) => x.scenario === s.id && x.config === s.config)) {
         const name = `${s.id} ${s.title}`;
         if (c.status !== 'ok' || c.median === undefined) {
@@ -107,7 +111,7 @@ export function runtimesTable(cells: Cell[]): string {
     return perOp(s.id, s.unit, c.median);
   };
   for (const s of SCENARIOS) {
-    if (s.notYet || s.id === 'W5') continue;
+    if (s.notYet || s.id === 'W5' || s.scaling) continue;
     const at = (peer: string): Cell | undefined => cells.find((c) => c.scenario === s.id && c.config === s.config && c.peer === peer);
     const row: string[] = [];
     let any = false;
@@ -183,7 +187,7 @@ function chartGroups(cells: Cell[]): Group[] {
   const groups: Group[] = [];
   for (const s of SCENARIOS) {
     const here = cells.filter((c) => c.scenario === s.id && c.config === s.config);
-    if (here.length === 0 || s.notYet) continue;
+    if (here.length === 0 || s.notYet || s.scaling) continue;
     const bar = (c: Cell, figure: (f: Figures) => number, label: (f: Figures) => string): Bar => {
       if (c.status !== 'ok' || c.median === undefined) return { peer: c.peer, label: c.status };
       const base = get(s.id, s.config, baselineOfCell(c));
@@ -297,6 +301,157 @@ export function chartSvg(cells: Cell[], subtitle: string): string {
     ...legend,
     ...axis,
     ...out,
+    `</svg>`,
+    '',
+  ].join('\n');
+}
+
+
+// ---- the scaling curves (S1, S2) ----
+
+const SCALING_IDS = ['S1', 'S2'] as const;
+const SCALING_TITLES: Record<(typeof SCALING_IDS)[number], string> = {
+  S1: 'S1: CPU ns per timer, n pending, schedule through fire',
+  S2: 'S2: CPU ns per removal, n pending, removed in random order',
+};
+const SCALING_PEERS = ['wasm-ioloop', 'node', 'cloop'];
+
+/** True if any cell of S1 or S2 has a result. */
+export function hasScaling(cells: Cell[]): boolean {
+  return cells.some((c) => (c.scenario === 'S1' || c.scenario === 'S2') && c.status === 'ok');
+}
+
+/**
+ * One row per size, the per-operation figure of each peer in S1 and in S2, and a
+ * last row with each curve's growth from its first size to its last.
+ */
+export function scalingTable(cells: Cell[]): string {
+  const get = lookup(cells);
+  const cols = SCALING_IDS.flatMap((id) => SCALING_PEERS.map((peer) => ({ id, peer })));
+  const head = ['pending', ...cols.map(({ id, peer }) => `${id} ${peerLabel(peer)}`)];
+  const lines = [
+    'Timers at scale: S1 CPU ns per timer (schedule through fire), S2 CPU ns per removal (random order)',
+    '',
+    `| ${head.join(' | ')} |`,
+    `|--:|${cols.map(() => '--:|').join('')}`,
+  ];
+  for (const { config } of SCALING_SIZES) {
+    const row = cols.map(({ id, peer }) => {
+      const f = get(id, config, peer);
+      return f === undefined ? '–' : fmt(f.nsPerOp);
+    });
+    lines.push(`| ${config} | ${row.join(' | ')} |`);
+  }
+  const first = SCALING_SIZES[0]!.config;
+  const growth = cols.map(({ id, peer }) => {
+    let last: Figures | undefined;
+    let lastConfig = '';
+    for (const { config } of SCALING_SIZES) {
+      const f = get(id, config, peer);
+      if (f !== undefined) {
+        last = f;
+        lastConfig = config;
+      }
+    }
+    const f0 = get(id, first, peer);
+    return f0 === undefined || last === undefined || lastConfig === first ? '–' : `${fmt(last.nsPerOp / f0.nsPerOp)}× (to ${lastConfig})`;
+  });
+  lines.push(`| growth from ${first} | ${growth.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+/** S1's memory at each size: peak RSS, RSS before scheduling, and the bytes added per pending timer. */
+export function memoryTable(cells: Cell[]): string {
+  const get = lookup(cells);
+  const lines = [
+    'Memory of S1: peak RSS, RSS just before scheduling, and what the pending timers added, per timer',
+    '',
+    '| pending | peer | peak RSS MB | RSS before MB | added B per timer |',
+    '|--:|---|--:|--:|--:|',
+  ];
+  for (const { config, n } of SCALING_SIZES) {
+    if (n < 1_000_000) continue;
+    for (const peer of SCALING_PEERS) {
+      const f = get('S1', config, peer);
+      if (f === undefined) continue;
+      lines.push(`| ${config} | ${peerLabel(peer)} | ${fmt(f.rssPeakMb)} | ${fmt(f.rssBeforeMb)} | ${fmt(bytesPerTimer(f, n))} |`);
+    }
+  }
+  return lines.length > 4 ? lines.join('\n') : '';
+}
+
+/**
+ * The scaling curves as a log-log line chart, S1 and S2 side by side: per-operation
+ * CPU ns against pending timers, one line per peer, each point labelled.
+ */
+export function scalingSvg(cells: Cell[], subtitle: string): string {
+  const get = lookup(cells);
+  const W = 960;
+  const panelW = 440;
+  const panelH = 300;
+  const top = 70;
+  const left0 = 60;
+  const gapX = 40;
+  const nMin = SCALING_SIZES[0]!.n;
+  const nMax = SCALING_SIZES[SCALING_SIZES.length - 1]!.n;
+  const values = SCALING_IDS.flatMap((id) =>
+    SCALING_PEERS.flatMap((peer) => SCALING_SIZES.map(({ config }) => get(id, config, peer)?.nsPerOp).filter((v): v is number => v !== undefined && v > 0)));
+  const yLo = Math.pow(10, Math.floor(Math.log10(Math.min(10, ...values))));
+  const yHi = Math.pow(10, Math.ceil(Math.log10(Math.max(1000, ...values))));
+  const out: string[] = [];
+  SCALING_IDS.forEach((id, p) => {
+    const x0 = left0 + p * (panelW + gapX);
+    const x = (n: number): number => x0 + ((Math.log10(n) - Math.log10(nMin)) / (Math.log10(nMax) - Math.log10(nMin))) * panelW;
+    const y = (v: number): number => top + panelH - ((Math.log10(v) - Math.log10(yLo)) / (Math.log10(yHi) - Math.log10(yLo))) * panelH;
+    out.push(`<text x="${x0}" y="${top - 12}" class="group">${esc(SCALING_TITLES[id])}</text>`);
+    for (let e = Math.log10(yLo); e <= Math.log10(yHi) + 1e-9; e++) {
+      for (const m of [1, 3]) {
+        const v = m * Math.pow(10, e);
+        if (v > yHi * 1.0001) continue;
+        const yy = y(v).toFixed(1);
+        out.push(`<line x1="${x0}" y1="${yy}" x2="${x0 + panelW}" y2="${yy}" class="grid"/>`);
+        out.push(`<text x="${x0 - 6}" y="${(Number(yy) + 4).toFixed(1)}" class="tick" text-anchor="end">${fmt(v)}</text>`);
+      }
+    }
+    for (const { config, n } of SCALING_SIZES) {
+      const xx = x(n).toFixed(1);
+      out.push(`<line x1="${xx}" y1="${top}" x2="${xx}" y2="${top + panelH}" class="grid"/>`);
+      out.push(`<text x="${xx}" y="${top + panelH + 16}" class="tick" text-anchor="middle">${config}</text>`);
+    }
+    out.push(`<text x="${x0 + panelW / 2}" y="${top + panelH + 34}" class="tick" text-anchor="middle">pending timers (log)</text>`);
+    for (const peer of SCALING_PEERS) {
+      const pts = SCALING_SIZES.map(({ config, n }) => ({ n, f: get(id, config, peer) })).filter((q) => q.f !== undefined && q.f.nsPerOp > 0);
+      if (pts.length === 0) continue;
+      const color = COLORS[peer] ?? '#888';
+      out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map((q) => `${x(q.n).toFixed(1)},${y(q.f!.nsPerOp).toFixed(1)}`).join(' ')}"/>`);
+      for (const q of pts) {
+        const cx = x(q.n);
+        const cy = y(q.f!.nsPerOp);
+        out.push(`<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="3" fill="${color}"/>`);
+        out.push(`<text x="${(cx + 4).toFixed(1)}" y="${(cy - 5).toFixed(1)}" class="fig" fill="${color}">${fmt(q.f!.nsPerOp)}</text>`);
+      }
+    }
+  });
+  const legendY = top + panelH + 56;
+  let lx = left0;
+  const legend: string[] = [];
+  for (const peer of SCALING_PEERS) {
+    if (!cells.some((c) => c.peer === peer && (c.scenario === 'S1' || c.scenario === 'S2'))) continue;
+    const label = peerLabel(peer);
+    legend.push(`<line x1="${lx}" y1="${legendY - 4}" x2="${lx + 18}" y2="${legendY - 4}" stroke="${COLORS[peer] ?? '#888'}" stroke-width="3"/>`);
+    legend.push(`<text x="${lx + 24}" y="${legendY}" class="peer">${esc(label)}</text>`);
+    lx += 40 + label.length * 6.5;
+  }
+  const H = legendY + 20;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
+    `<style>.title{font-size:16px;font-weight:600}.sub{font-size:12px;fill:#555}.group{font-size:13px;font-weight:600}` +
+      `.peer{font-size:12px}.fig{font-size:10px}.tick{font-size:11px;fill:#555}.grid{stroke:#e5e5e5}</style>`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="12" y="22" class="title">Timers at scale: CPU ns per operation against pending timers (log-log; flatter is better)</text>`,
+    `<text x="12" y="40" class="sub">${esc(subtitle)}</text>`,
+    ...out,
+    ...legend,
     `</svg>`,
     '',
   ].join('\n');

@@ -9,7 +9,10 @@
  *   cloop w4 1pair|100pairs [n] ping-pong over socketpairs (W4)
  *   cloop w5 idle [ms]          idle window (W5)
  *   cloop w7 1conn|64conns [ms] HTTP keep-alive under wrk (W7, in chttp.c)
+ *   cloop s1 1k|10k|100k|1M|4M [n]  n timers pending, run until all fire (S1)
+ *   cloop s2 1k|10k|100k|1M|4M [n]  n timers pending, removed in a random order (S2)
  *   cloop prng [k]              first k outputs of the PRNG (cross-language check)
+ *   cloop perm n [k]            first k entries of S2's removal order of n timers
  *
  * Without a configuration a scenario runs each of its configurations in turn.
  * Each prints one JSON line per configuration after checking its own result;
@@ -325,13 +328,14 @@ static void w1_kickoff(loop_t *loop, void *arg) {
   w1.clock[(w1.n + SAMPLE_EVERY - 1) / SAMPLE_EVERY] = loop->now;
 }
 
-/* The check of bench/lib/checks.ts, on the loop's nanoseconds. */
-static void w1_check(const char *what) {
+/* The check of bench/lib/checks.ts, on the loop's nanoseconds; delays are 0..max_delay ms. */
+static void w1_check(const char *what, int32_t max_delay) {
   size_t n = w1.n;
   if (w1.count != n) fail(what, "%zu of %zu timers ran", w1.count, n);
   uint8_t *seen = calloc(n, 1);
-  int64_t last_of_delay[1001];
-  for (int d = 0; d <= 1000; d++) last_of_delay[d] = -1;
+  int64_t *last_of_delay = malloc(((size_t)max_delay + 1) * sizeof *last_of_delay);
+  if (seen == NULL || last_of_delay == NULL) abort();
+  for (int32_t d = 0; d <= max_delay; d++) last_of_delay[d] = -1;
   uint64_t max_lo = 0;
   for (size_t j = 0; j < n; j++) {
     int32_t i = w1.fired[j];
@@ -347,6 +351,7 @@ static void w1_check(const char *what) {
     if (lo > max_lo) max_lo = lo;
   }
   free(seen);
+  free(last_of_delay);
 }
 
 static void run_w1(const char *config, size_t n) {
@@ -363,10 +368,143 @@ static void run_w1(const char *config, size_t n) {
   loop_run(&loop);
   char what[64];
   snprintf(what, sizeof what, "W1 %s cloop", config);
-  w1_check(what);
+  w1_check(what, 1000);
   emit(strcmp(config, "equal") == 0 ? "W1e" : "W1", config, n, &w1.span, (double)n, "");
   loop_close(&loop);
   free((void *)w1.delays), free(w1.timers), free(w1.fired), free(w1.clock);
+}
+
+/* ---- S1 / S2: timers at scale (bench/lib/prng.ts has the same delays and order) ---- */
+
+#define PERMUTATION_SEED 0x9E3779B9u
+
+/* Delays uniform over 0..span ms, span = max(1, n / 1000): a thousand timers a ms at any n. */
+static int32_t *spread_delays_ms(size_t n, int32_t *span_out) {
+  int32_t span = n / 1000 > 1 ? (int32_t)(n / 1000) : 1;
+  int32_t *d = malloc(n * sizeof *d);
+  uint32_t state = SEED;
+  if (d == NULL) abort();
+  for (size_t i = 0; i < n; i++) d[i] = (int32_t)(((uint64_t)mulberry32(&state) * (uint64_t)(span + 1)) >> 32);
+  *span_out = span;
+  return d;
+}
+
+/* Fisher-Yates from the end with j = (u32 * (i + 1)) >> 32. */
+static int32_t *permutation(size_t n) {
+  int32_t *p = malloc(n * sizeof *p);
+  uint32_t state = PERMUTATION_SEED;
+  if (p == NULL) abort();
+  for (size_t i = 0; i < n; i++) p[i] = (int32_t)i;
+  for (size_t i = n - 1; i > 0; i--) {
+    size_t j = (size_t)(((uint64_t)mulberry32(&state) * (uint64_t)(i + 1)) >> 32);
+    int32_t t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+  return p;
+}
+
+/* Rounds at n pending, as bench/lib/measure.ts's scalingRounds: about BENCH_SCALING_OPS
+ * timers in all (default a million), every round but the first measured unless only one. */
+static void scaling_rounds(size_t n, size_t *total, size_t *measured) {
+  const char *env = getenv("BENCH_SCALING_OPS");
+  double ops = env != NULL ? atof(env) : 1e6;
+  size_t t = (size_t)(ops / n);
+  if ((double)t * n < ops) t++;
+  if (t < 1) t = 1;
+  if (ops / n > 1) t++;
+  *total = t;
+  *measured = t > 1 ? t - 1 : 1;
+}
+
+/* Resident set now, in MiB. */
+static double rss_now_mb(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL) return 0;
+  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+  fclose(f);
+  return resident * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
+
+static void run_s1(const char *config, size_t n) {
+  loop_t loop;
+  loop_init(&loop);
+  memset(&w1, 0, sizeof w1);
+  int32_t span;
+  w1.loop = &loop;
+  w1.n = n;
+  w1.delays = spread_delays_ms(n, &span);
+  w1.timers = calloc(n, sizeof *w1.timers);
+  w1.fired = malloc(n * sizeof *w1.fired);
+  w1.clock = calloc(n / SAMPLE_EVERY + 2, sizeof *w1.clock);
+  if (w1.timers == NULL || w1.fired == NULL || w1.clock == NULL) abort();
+  /* Touched now, so that the RSS before scheduling holds the program's own arrays. */
+  memset(w1.fired, 0xff, n * sizeof *w1.fired);
+  double before = rss_now_mb();
+  size_t rounds, measured;
+  scaling_rounds(n, &rounds, &measured);
+  span_t sum = {0};
+  char what[64], extra[96];
+  snprintf(what, sizeof what, "S1 %s cloop", config);
+  for (size_t r = 0; r < rounds; r++) {
+    w1.count = 0;
+    add_callback(&loop, w1_kickoff, NULL);
+    loop_run(&loop);
+    w1_check(what, span);
+    if (r >= rounds - measured) sum.wall_ms += w1.span.wall_ms, sum.cpu_ms += w1.span.cpu_ms;
+  }
+  snprintf(extra, sizeof extra, ",\"rounds\":%zu,\"rssBeforeMb\":%.6g", measured, before);
+  emit("S1", config, n, &sum, (double)n * measured, extra);
+  loop_close(&loop);
+  free((void *)w1.delays), free(w1.timers), free(w1.fired), free(w1.clock);
+}
+
+static struct {
+  size_t n;
+  ctimer_t *timers;
+  const int32_t *delays;
+  const int32_t *order;
+  span_t span;
+} s2;
+
+static void s2_removed(loop_t *loop, void *arg) {
+  (void)loop;
+  fail("S2 cloop", "removed timer %zu ran", (size_t)(intptr_t)arg);
+}
+
+static void s2_kickoff(loop_t *loop, void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < s2.n; i++) timer_start(loop, &s2.timers[i], (uint64_t)s2.delays[i] * 1000000u, s2_removed, (void *)(intptr_t)i);
+  span_start(&s2.span);
+  for (size_t k = 0; k < s2.n; k++) timer_stop(loop, &s2.timers[s2.order[k]]);
+  span_stop(&s2.span);
+  loop_stop(loop);
+}
+
+static void run_s2(const char *config, size_t n) {
+  loop_t loop;
+  loop_init(&loop);
+  int32_t span;
+  s2.n = n;
+  s2.delays = spread_delays_ms(n, &span);
+  s2.order = permutation(n);
+  s2.timers = calloc(n, sizeof *s2.timers);
+  if (s2.timers == NULL) abort();
+  size_t rounds, measured;
+  scaling_rounds(n, &rounds, &measured);
+  span_t sum = {0};
+  for (size_t r = 0; r < rounds; r++) {
+    add_callback(&loop, s2_kickoff, NULL);
+    loop_run(&loop);
+    if (loop.heap_len != 0) fail("S2 cloop", "%zu timers still pending", loop.heap_len);
+    if (r >= rounds - measured) sum.wall_ms += s2.span.wall_ms, sum.cpu_ms += s2.span.cpu_ms;
+  }
+  char extra[48];
+  snprintf(extra, sizeof extra, ",\"rounds\":%zu", measured);
+  emit("S2", config, n, &sum, (double)n * measured, extra);
+  loop_close(&loop);
+  free((void *)s2.delays), free((void *)s2.order), free(s2.timers);
 }
 
 /* ---- W2: schedule + remove churn ---- */
@@ -618,7 +756,7 @@ static void run_w5(const char *config, size_t window_ms) {
 
 typedef struct {
   const char *name;
-  const char *configs[3];
+  const char *configs[6];
   size_t full_n;
   void (*run)(const char *config, size_t n);
 } scenario_t;
@@ -630,6 +768,8 @@ static const scenario_t scenarios[] = {
     {"w4", {"1pair", "100pairs", NULL}, 200000, run_w4},
     {"w5", {"idle", NULL}, 3000, run_w5},
     {"w7", {"1conn", "64conns", NULL}, 3000, run_w7},
+    {"s1", {"1k", "10k", "100k", "1M", "4M", NULL}, 1000000, run_s1},
+    {"s2", {"1k", "10k", "100k", "1M", "4M", NULL}, 1000000, run_s2},
 };
 
 int main(int argc, char **argv) {
@@ -640,12 +780,22 @@ int main(int argc, char **argv) {
     printf("\n");
     return 0;
   }
+  if (argc >= 3 && strcmp(argv[1], "perm") == 0) {
+    size_t n = strtoull(argv[2], NULL, 10);
+    int k = argc >= 4 ? atoi(argv[3]) : 8;
+    if (n == 0) return 1;
+    int32_t *p = permutation(n);
+    for (int i = 0; i < k && (size_t)i < n; i++) printf(i ? " %d" : "%d", p[i]);
+    printf("\n");
+    free(p);
+    return 0;
+  }
   for (size_t s = 0; argc >= 2 && s < sizeof scenarios / sizeof *scenarios; s++) {
     const scenario_t *sc = &scenarios[s];
     if (strcmp(argv[1], sc->name) != 0) continue;
     size_t n = argc >= 4 ? strtoull(argv[3], NULL, 10) : sc->full_n;
     if (n == 0) fprintf(stderr, "size must be a positive integer\n"), exit(1);
-    for (int c = 0; c < 3 && sc->configs[c] != NULL; c++)
+    for (int c = 0; c < 6 && sc->configs[c] != NULL; c++)
       if (argc < 3 || strcmp(argv[2], sc->configs[c]) == 0) {
         sc->run(sc->configs[c], n);
         if (argc >= 3) return 0;
@@ -653,6 +803,6 @@ int main(int argc, char **argv) {
     if (argc >= 3) fprintf(stderr, "unknown configuration '%s'\n", argv[2]), exit(1);
     return 0;
   }
-  fprintf(stderr, "usage: cloop w1|w2|w3|w4|w5|w7|prng [config] [n]\n");
+  fprintf(stderr, "usage: cloop w1|w2|w3|w4|w5|w7|s1|s2|prng|perm [config] [n]\n");
   return 1;
 }
