@@ -353,7 +353,7 @@ export class IOLoop {
     const now = this.engine.now();
     // Relative timers started before this read count from it at the latest, so no
     // deadline contradicts what the caller saw (src/shared-clock.ts).
-    if (clockShare.pending !== 0 && clockShare.owner === this.engine) commitShareAt(now);
+    if (clockShare.mark > 1 && clockShare.owner === this.engine) commitShareAt(now);
     return now;
   }
 
@@ -712,16 +712,16 @@ export class IOLoop {
     const engine = this.engine;
     const share = clockShare;
     if (share.owner === engine) {
-      if (share.read) {
+      if (share.mark !== 0) {
         const handle = (engine.core as unknown as RelativeTimerExports).timer_start_after(delay);
         if (handle > 0) {
-          share.pending++;
+          share.mark++;
           this.keepTimer(handle, fn, arg);
           return handle;
         }
         // No room: schedule() reports it.
       } else {
-        share.read = true;
+        share.mark = 1;
       }
     }
     return this.schedule(engine.now() + delay, fn, arg);

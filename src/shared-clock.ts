@@ -34,32 +34,35 @@ export interface ShareOwner {
   now(): number;
 }
 
-/** The share in progress (one per thread: the loop whose runDue is running). */
+/**
+ * The share in progress (one per thread: the loop whose runDue is running). `mark`
+ * is 0 until the running callback starts a relative timer, 1 once it has read the
+ * clock for one, and 1 + the number started without a deadline since the last
+ * commit after that: one field, so that a callback that starts none costs
+ * endCallback one load and compare.
+ */
 export const clockShare = {
   /** The loop whose callbacks or timers are running, or null. */
   owner: null as ShareOwner | null,
-  /** True once the running callback has read the clock for a relative timer. */
-  read: false,
-  /** Relative timers started without a deadline since the last commit. */
-  pending: 0,
+  mark: 0,
 };
 
-/** Commits the owner's relative timers at one fresh clock read. */
-export function commitShare(): void {
-  commitShareAt(clockShare.owner!.now());
-}
-
-/** Commits the owner's relative timers at `now`, a clock read taken after each was started. */
+/** Commits the owner's pending relative timers at `now`, a clock read taken after
+ * each was started; the callback has read the clock (mark 1). */
 export function commitShareAt(now: number): void {
-  clockShare.pending = 0;
+  clockShare.mark = 1;
   (clockShare.owner!.core as unknown as RelativeTimerExports).timers_commit(now);
 }
 
 /** A callback or timer returned: its relative timers get their deadlines. */
 // Small, so that V8 inlines the test into the loops that run user functions.
 export function endCallback(): void {
-  if (clockShare.pending !== 0) commitShare();
-  clockShare.read = false;
+  if (clockShare.mark !== 0) endMarked();
+}
+
+function endMarked(): void {
+  if (clockShare.mark > 1) commitShareAt(clockShare.owner!.now());
+  clockShare.mark = 0;
 }
 
 /**
@@ -68,16 +71,16 @@ export function endCallback(): void {
  * one loop inside a callback of another) is committed first.
  */
 export function beginShare(owner: ShareOwner): ShareOwner | null {
-  if (clockShare.pending !== 0) commitShare();
+  if (clockShare.mark > 1) commitShareAt(clockShare.owner!.now());
   const outer = clockShare.owner;
   clockShare.owner = owner;
-  clockShare.read = false;
+  clockShare.mark = 0;
   return outer;
 }
 
 /** Ends runDue's share: commits what is pending and gives the share back to `outer`. */
 export function endShare(outer: ShareOwner | null): void {
-  if (clockShare.pending !== 0) commitShare();
+  if (clockShare.mark > 1) commitShareAt(clockShare.owner!.now());
   clockShare.owner = outer;
-  clockShare.read = false;
+  clockShare.mark = 0;
 }
