@@ -69,10 +69,14 @@ export class CallbackQueue {
   drain(run: (fn: Fn, arg: unknown) => boolean): void {
     const chunks = this.chunks;
     const lastIndex = chunks.length - 1;
+    // Read before the loop, and a chunk's end handled by a call: code a big batch
+    // first reaches after V8 has compiled the loop on stack has no type feedback
+    // there, and deoptimized it (node --trace-deopt, once per batch).
+    const lastLength = this.lastLength;
     let going = true;
     for (let c = 0; c <= lastIndex; c++) {
       const chunk = chunks[c]!;
-      const end = c === lastIndex ? this.lastLength : chunk.length;
+      const end = c === lastIndex ? lastLength : chunk.length;
       for (let i = 0; i < end; i += 2) {
         const fn = chunk[i] as Fn;
         const arg = chunk[i + 1];
@@ -84,7 +88,7 @@ export class CallbackQueue {
           endCallback();
         }
       }
-      if (c < lastIndex && pooled(this.pool) + chunk.length <= POOL_LIMIT) this.pool.push(chunk);
+      if (c < lastIndex) this.retire(chunk);
     }
     if (lastIndex > 0) {
       chunks[0] = chunks[lastIndex]!;
@@ -93,6 +97,11 @@ export class CallbackQueue {
     this.last = chunks[0]!;
     this.lastLength = 0;
     this.length = 0;
+  }
+
+  /** A drained chunk that is not the last: to the pool while it has room. */
+  private retire(chunk: unknown[]): void {
+    if (pooled(this.pool) + chunk.length <= POOL_LIMIT) this.pool.push(chunk);
   }
 
   /** A drained chunk, or a new one of `size` entries: holes, never read before written. */
