@@ -5,8 +5,11 @@
  *   npm run bench                      full size, 3 repetitions
  *   npm run bench -- --quick           a tenth of the size (under 2 minutes)
  *   npm run bench -- --check           quick, plus the cross-language PRNG check, the
- *                                      Bun and Deno peers and W7 once each; exits
- *                                      non-zero only if a self-check fails
+ *                                      Bun and Deno peers and W7 once each, and each
+ *                                      ratio to Node against latest.json (one more
+ *                                      than 2x worse is rerun, up to 3 times); exits
+ *                                      non-zero if a self-check fails or 3 reruns in
+ *                                      a row confirm a regression
  *   npm run bench -- --only W1,W4      only these scenario ids
  *   npm run bench -- --peers node,cloop  only these peers (names as in lib/plan.ts)
  *   npm run bench -- --reps 5          repetitions per peer (at least 3)
@@ -28,14 +31,15 @@
  * default loop runs; when it does not, those cells fail with its reason.
  *
  * Writes bench/results/latest.json and latest.svg (full runs of every scenario),
- * quick.* (--quick, --check) or partial.* (--only, --peers), and prints the tables on
- * stdout; progress goes to stderr.
+ * quick.* (--quick, --check) or partial.* (--only, --peers), each with a
+ * *-scaling.svg when S1 or S2 ran, and prints the tables on stdout; progress (and
+ * --check's comparison) goes to stderr.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { mulberry32, SEED } from './lib/prng';
+import { mulberry32, permutation, SEED } from './lib/prng';
 import { BASELINE, baselineOf, BASELINES, Cell, cost, Figures, Peer, PEERS, Runtime, runtimeOf, RUNTIME_LABELS, Scenario, SCENARIOS, TARGETS } from './lib/plan';
 import {
   chartSvg, costRatio, evaluateTargets, hasScaling, type HostNotes, memoryTable, resultsTable, runtimesTable, scalingSvg, scalingTable, targetsTable,
@@ -410,6 +414,14 @@ function prngCheck(python: string | null, cloop: string | null): string[] {
     if (got !== expected) faults.push(`PRNG: ${lang} gives "${got}", TypeScript "${expected}"`);
   }
   log(`PRNG: TypeScript${others.map(([l]) => `, ${l}`).join('')}: ${faults.length === 0 ? 'same first ' + k + ' outputs' : 'DIFFER'}`);
+  // S2's removal order (a Fisher-Yates shuffle whose products pass 2^53 in doubles).
+  if (cloop) {
+    const n = 4_000_000;
+    const order = Array.from(permutation(n).subarray(0, k)).join(' ');
+    const got = spawnSync(cloop, ['perm', String(n), String(k)], { encoding: 'utf8' }).stdout.trim();
+    if (got !== order) faults.push(`S2 order of ${n}: C gives "${got}", TypeScript "${order}"`);
+    log(`S2 removal order: TypeScript, C: ${got === order ? `same first ${k} of ${n}` : 'DIFFER'}`);
+  }
   return faults;
 }
 
@@ -484,14 +496,16 @@ const COMPARED_PEER = 'wasm-ioloop';
 /**
  * Compares each scenario's wasm-ioloop cost ratio to Node (quick size) with the one
  * in results/latest.json (the last committed full run) and prints every change. A
- * ratio more than REGRESSION_FACTOR times the old one is run again (the wasm-ioloop
- * and Node programs of that configuration, once each) up to REGRESSION_RERUNS
- * times: one rerun within the factor clears it, and only a regression that every
- * rerun confirms fails the check. Costs nothing when nothing regressed.
+ * ratio more than REGRESSION_FACTOR times the old one is run again, at the full
+ * size the old one was measured at (a tenth of the size is not comparable: W3 chain
+ * is 0.41x Node at 100,000 callbacks and 0.1x at 1,000,000, V8 warming up), the
+ * wasm-ioloop and Node programs once each, up to REGRESSION_RERUNS times: one rerun
+ * within the factor clears it, and only a regression that every rerun confirms
+ * fails the check. Costs nothing when nothing looks worse.
  */
 async function compareWithLatest(
   cells: Cell[],
-  plan: Array<{ s: Scenario; peer: Peer; cell: Cell; argv: string[] }>,
+  plan: Array<{ s: Scenario; peer: Peer; cell: Cell; fullArgv: string[] }>,
   strace: boolean,
   timeoutMs: number,
 ): Promise<string[]> {
@@ -508,12 +522,14 @@ async function compareWithLatest(
   const rows: Array<{ key: string; s: Scenario; old: number; now: number }> = [];
   for (const c of cells) {
     if (c.peer !== COMPARED_PEER || c.costRatio === undefined) continue;
-    const old = last.cells.find((o) => o.scenario === c.scenario && o.config === c.config && o.peer === c.peer)?.costRatio;
+    // From the medians, as a run written before cells kept costRatio has none.
+    const before = last.cells.find((o) => o.scenario === c.scenario && o.config === c.config && o.peer === c.peer);
+    const old = before === undefined ? undefined : costRatio(last.cells, before);
     const s = plan.find((j) => j.cell === c)?.s;
     if (old === undefined || !(old > 0) || s === undefined) continue;
     rows.push({ key: `${c.scenario} ${c.config}`, s, old, now: c.costRatio });
   }
-  log(`\nratios to Node against ${path.relative(ROOT, file)} (${last.date.slice(0, 10)}, ${last.mode} run):`);
+  log(`\nratios to Node against ${path.relative(ROOT, file)} (${last.date.slice(0, 10)}, ${last.mode} run); reruns at full size:`);
   for (const r of rows) {
     const change = r.now / r.old;
     let verdict = change > REGRESSION_FACTOR ? 'worse' : change < 1 / REGRESSION_FACTOR ? 'better' : 'within 2x';
@@ -535,17 +551,24 @@ async function compareWithLatest(
   return failures;
 }
 
-/** One more run of a configuration's wasm-ioloop and Node programs: the cost ratio, or NaN. */
-async function rerunRatio(s: Scenario, plan: Array<{ s: Scenario; peer: Peer; argv: string[] }>, strace: boolean, timeoutMs: number): Promise<number> {
+/** One more run of a configuration's wasm-ioloop and Node programs at full size: the cost ratio, or NaN. */
+async function rerunRatio(s: Scenario, plan: Array<{ s: Scenario; peer: Peer; fullArgv: string[] }>, strace: boolean, timeoutMs: number): Promise<number> {
   const costOf = async (peer: string): Promise<number> => {
     const j = plan.find((x) => x.s === s && x.peer.name === peer);
     if (j === undefined) return NaN;
-    const r = await runOnce(j.argv, s, strace, timeoutMs);
+    const r = await runOnce(j.fullArgv, s, strace, timeoutMs);
     return r.ok ? cost(s.id, medians([r.row!])) : NaN;
   };
-  const ours = await costOf(COMPARED_PEER);
-  const theirs = await costOf(BASELINE);
-  return ours / theirs;
+  // The scaling programs' rounds at full size, too (measure.ts).
+  const quickOps = process.env.BENCH_SCALING_OPS;
+  delete process.env.BENCH_SCALING_OPS;
+  try {
+    const ours = await costOf(COMPARED_PEER);
+    const theirs = await costOf(BASELINE);
+    return ours / theirs;
+  } finally {
+    if (quickOps !== undefined) process.env.BENCH_SCALING_OPS = quickOps;
+  }
 }
 
 /** Under --check the Bun and Deno peers, and W7 (wrk runs for a fixed time), run once: CI asks them for their self-checks, not their speed. */
@@ -574,7 +597,7 @@ async function main(): Promise<void> {
     (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir !== '' && fs.existsSync(path.join(dir, tool)));
 
   const cells: Cell[] = [];
-  const plan: Array<{ s: Scenario; peer: Peer; cell: Cell; argv: string[]; reps: number }> = [];
+  const plan: Array<{ s: Scenario; peer: Peer; cell: Cell; argv: string[]; fullArgv: string[]; reps: number }> = [];
   for (const s of scenarios) {
     for (const peer of PEERS) {
       if (peer.only && !peer.only.includes(s.id)) continue;
@@ -594,7 +617,7 @@ async function main(): Promise<void> {
       else if (a.command === undefined) {
         Object.assign(cell, { status: a.status, note: a.note });
         if (a.status === 'failed') failures.push(`${s.id} ${s.config} ${peer.name}: ${a.note}`);
-      } else plan.push({ s, peer, cell, argv: a.command(s, sizeOf(s)), reps: repsOf(peer, s) });
+      } else plan.push({ s, peer, cell, argv: a.command(s, sizeOf(s)), fullArgv: a.command(s, s.fullN), reps: repsOf(peer, s) });
     }
   }
 
