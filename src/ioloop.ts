@@ -84,6 +84,8 @@ export type Timeout = unknown;
 type AnyFunction = (...args: any[]) => unknown;
 
 const CLOSED_MESSAGE = 'IOLoop is closed';
+/** Whether relative timers of one callback share a clock read (see scheduleAfter). */
+const SHARED_CLOCK_READ = false;
 const STOPPED_BEFORE_SETTLED = 'IOLoop stopped before the function passed to run() settled';
 
 const defaultLogger: Logger = {
@@ -711,7 +713,12 @@ export class IOLoop {
   private scheduleAfter(delay: number, fn: AnyFunction, arg: unknown): Timeout {
     const engine = this.engine;
     const share = clockShare;
-    if (share.owner === engine) {
+    // The shared read is off: a callback's first relative timer read the clock at
+    // its call and the later ones at the callback's return, so a shorter delay
+    // started later could fire after a longer one started first (seen under Bun's
+    // node:wasi, whose clock reads are slow). Every timer reads a fresh clock, as
+    // Tornado's do, until all of a callback's timers share one read.
+    if (SHARED_CLOCK_READ && share.owner === engine) {
       if (share.mark !== 0) {
         const handle = (engine.core as unknown as RelativeTimerExports).timer_start_after(delay);
         if (handle > 0) {
