@@ -116,12 +116,16 @@ export class CallbackQueue {
       for (let i = 0; i < end; i++) {
         const entry = chunk[i];
         chunk[i] = undefined;
-        if (entry === RUN) {
-          fn = chunk[i + 1] as Fn;
-          chunk[++i] = undefined;
-          continue;
+        // typeof first: an `===` that sees numbers and symbols alike compiles to the
+        // generic StrictEqual builtin (3.5 % of W3 batch under perf).
+        if (typeof entry === 'symbol') {
+          if (entry === RUN) {
+            fn = chunk[i + 1] as Fn;
+            chunk[++i] = undefined;
+            continue;
+          }
+          if (entry === END) break;
         }
-        if (entry === END) break;
         if (going) {
           going = run(fn, entry);
           // The callback's relative timers get their deadlines (shared-clock.ts).
